@@ -1,0 +1,217 @@
+"""One error hierarchy for the whole product.
+
+Every failure the product can report is a ``SyncError`` subclass with a stable ``code``. The class
+decides, once, how the failure is treated everywhere: the HTTP status it maps to when it is the
+reason a request failed, whether retrying can help, and the log level. Messages are written by us
+and never contain secret values; anything taken from a remote error body passes through a redactor
+first (see ``shared.redaction``).
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any, ClassVar
+
+
+class SyncError(Exception):
+    """Base of every error the product reports.
+
+    ``code`` is stable and documented in the README with what to do about it.
+    """
+
+    code: ClassVar[str] = "InternalError"
+    http_status: ClassVar[int] = 500
+    retryable: ClassVar[bool] = False
+    log_level: ClassVar[int] = logging.ERROR
+
+    def __init__(self, message: str, *, details: dict[str, Any] | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.details: dict[str, Any] = dict(details or {})
+
+    def to_dict(self) -> dict[str, Any]:
+        """The ``error`` object of responses and results."""
+        body: dict[str, Any] = {"code": self.code, "message": self.message, "retryable": self.retryable}
+        body.update(self.details)
+        return body
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(code={self.code!r}, message={self.message!r})"
+
+
+# --- Configuration (server side) -------------------------------------------------------------
+
+
+class ConfigInvalid(SyncError):
+    """``SYNC_CONFIG`` is missing or invalid. A redeploy fixes it, so event deliveries are retried."""
+
+    code = "ConfigInvalid"
+    http_status = 500
+    retryable = True  # for Event Grid: redelivery succeeds once the config is fixed
+
+    def __init__(self, problems: list[str]) -> None:
+        self.problems = list(problems)
+        super().__init__(
+            "SYNC_CONFIG is invalid: " + "; ".join(self.problems),
+            details={"problems": self.problems},
+        )
+
+
+# --- Caller input -------------------------------------------------------------------------------
+
+
+class RequestInvalid(SyncError):
+    """The HTTP body is not a valid sync request."""
+
+    code = "RequestInvalid"
+    http_status = 400
+    log_level = logging.WARNING
+
+
+class RequestTooLarge(SyncError):
+    code = "RequestTooLarge"
+    http_status = 413
+    log_level = logging.WARNING
+
+
+class EventInvalid(SyncError):
+    """An Event Grid / CloudEvents delivery that cannot be read. Retrying cannot help."""
+
+    code = "EventInvalid"
+    http_status = 400
+    log_level = logging.ERROR
+
+
+class UnknownTarget(SyncError):
+    code = "UnknownTarget"
+    http_status = 404
+    log_level = logging.WARNING
+
+
+class UnknownSecret(SyncError):
+    code = "UnknownSecret"
+    http_status = 404
+    log_level = logging.WARNING
+
+
+# --- Per-target failures: non-retryable (422) ----------------------------------------------------
+
+
+class TargetFailure(SyncError):
+    """A failure that belongs to one target. Non-retryable ones make the invocation answer 422."""
+
+    http_status = 422
+
+
+class KeyVaultSecretNotFound(TargetFailure):
+    code = "KeyVaultSecretNotFound"
+
+
+class KeyVaultSecretDisabled(TargetFailure):
+    code = "KeyVaultSecretDisabled"
+
+
+class KeyVaultSecretExpired(TargetFailure):
+    code = "KeyVaultSecretExpired"
+
+
+class KeyVaultSecretNotYetValid(TargetFailure):
+    code = "KeyVaultSecretNotYetValid"
+
+
+class KeyVaultForbidden(TargetFailure):
+    code = "KeyVaultForbidden"
+
+
+class KeyVaultRequestFailed(TargetFailure):
+    code = "KeyVaultRequestFailed"
+
+
+class ManagedIdentityFailed(TargetFailure):
+    code = "ManagedIdentityFailed"
+
+
+class GraphUnauthorized(TargetFailure):
+    code = "GraphUnauthorized"
+
+
+class GraphForbidden(TargetFailure):
+    code = "GraphForbidden"
+
+
+class ServicePrincipalNotFound(TargetFailure):
+    code = "ServicePrincipalNotFound"
+
+
+class SyncJobNotFound(TargetFailure):
+    code = "SyncJobNotFound"
+
+
+class SyncJobAmbiguous(TargetFailure):
+    code = "SyncJobAmbiguous"
+
+
+class CredentialsRejected(TargetFailure):
+    """validateCredentials did not answer 2xx: the credentials are not pushed."""
+
+    code = "CredentialsRejected"
+
+
+class GraphRequestFailed(TargetFailure):
+    code = "GraphRequestFailed"
+
+
+class StaleVersion(TargetFailure):
+    """Key Vault's current version is older than one this process already pushed for the target."""
+
+    code = "StaleVersion"
+    log_level = logging.WARNING
+
+
+# --- Per-target failures: retryable (503) ---------------------------------------------------------
+
+
+class TransientFailure(TargetFailure):
+    """Retrying later can help: throttling, outages, timeouts. Makes the invocation answer 503."""
+
+    http_status = 503
+    retryable = True
+    log_level = logging.WARNING
+
+
+class ManagedIdentityUnavailable(TransientFailure):
+    code = "ManagedIdentityUnavailable"
+
+
+class KeyVaultThrottled(TransientFailure):
+    code = "KeyVaultThrottled"
+
+
+class KeyVaultUnavailable(TransientFailure):
+    code = "KeyVaultUnavailable"
+
+
+class GraphThrottled(TransientFailure):
+    code = "GraphThrottled"
+
+
+class GraphUnavailable(TransientFailure):
+    code = "GraphUnavailable"
+
+
+class DeadlineExceeded(TransientFailure):
+    code = "DeadlineExceeded"
+
+
+class TargetBusy(TransientFailure):
+    """Another sync of the same target in this process did not finish within the deadline."""
+
+    code = "TargetBusy"
+
+
+class RetryableSyncFailure(Exception):
+    """Raised out of the Event Grid trigger so that the runtime and Event Grid deliver again.
+
+    Deliberately not a ``SyncError``: it is the trigger's signal, not a target's outcome. Its text
+    lists codes and target names only.
+    """

@@ -1,0 +1,102 @@
+"""Reading the body of ``POST /api/sync``: a sync request, an Event Grid batch, a CloudEvent, or the
+Event Grid subscription-validation handshake, told apart by shape (no header is required)."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from . import events
+from .errors import RequestInvalid, RequestTooLarge
+
+#: Event Grid delivers at most 1 MB per batch; a sync request is tiny. Anything larger is refused.
+MAX_BODY_BYTES = 1024 * 1024
+_REQUEST_FIELDS = ("targets", "secrets", "dryRun")
+_MAX_NAMES = 1000
+
+
+@dataclass(frozen=True)
+class SyncRequest:
+    targets: tuple[str, ...] | None = None
+    secrets: tuple[str, ...] | None = None
+    dry_run: bool = False
+
+
+@dataclass(frozen=True)
+class EventDelivery:
+    events: tuple[Any, ...]
+    cloud_events: bool
+
+
+@dataclass(frozen=True)
+class ValidationHandshake:
+    validation_code: str
+
+
+HttpBody = SyncRequest | EventDelivery | ValidationHandshake
+
+
+def parse_body(body: bytes) -> HttpBody:
+    if len(body) > MAX_BODY_BYTES:
+        raise RequestTooLarge(f"the body is larger than {MAX_BODY_BYTES} bytes")
+    if not body.strip():
+        return SyncRequest()
+    try:
+        document = json.loads(body.decode("utf-8"))
+    except UnicodeDecodeError:
+        raise RequestInvalid("the body is not UTF-8 text") from None
+    except RecursionError:
+        raise RequestInvalid("the body nests too deeply") from None
+    except ValueError as exc:
+        where = f" at line {exc.lineno} column {exc.colno}" if isinstance(exc, json.JSONDecodeError) else ""
+        raise RequestInvalid(f"the body is not valid JSON{where}") from None
+    if isinstance(document, list):
+        return _event_batch(document)
+    if not isinstance(document, dict):
+        raise RequestInvalid("the body must be a JSON object (a sync request) or an array (an event batch)")
+    if any(str(k).lower() == "specversion" for k in document):
+        return EventDelivery(events=(document,), cloud_events=True)
+    return _sync_request(document)
+
+
+def _event_batch(batch: list[Any]) -> HttpBody:
+    if not batch:
+        raise RequestInvalid("an event batch must not be empty")
+    if not all(isinstance(e, dict) for e in batch):
+        raise RequestInvalid("every element of an event batch must be a JSON object")
+    code = events.validation_code(batch[0])
+    if code is not None:
+        return ValidationHandshake(code)
+    cloud = all(any(str(k).lower() == "specversion" for k in e) for e in batch)
+    return EventDelivery(events=tuple(batch), cloud_events=cloud)
+
+
+def _sync_request(document: dict[str, Any]) -> SyncRequest:
+    unknown = [k for k in document if k not in _REQUEST_FIELDS]
+    if unknown:
+        shown = ", ".join(repr(k[:40]) for k in unknown[:5])
+        raise RequestInvalid(f"unknown field(s) {shown}; allowed: {', '.join(_REQUEST_FIELDS)}")
+    if "targets" in document and "secrets" in document:
+        raise RequestInvalid("give either 'targets' or 'secrets', not both")
+    dry_run = document.get("dryRun", False)
+    if not isinstance(dry_run, bool):
+        raise RequestInvalid("'dryRun' must be true or false")
+    return SyncRequest(
+        targets=_names(document, "targets"),
+        secrets=_names(document, "secrets"),
+        dry_run=dry_run,
+    )
+
+
+def _names(document: dict[str, Any], field: str) -> tuple[str, ...] | None:
+    if field not in document:
+        return None
+    value = document[field]
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise RequestInvalid(f"'{field}' must be a list of strings")
+    if not value:
+        raise RequestInvalid(f"'{field}' must not be empty (omit it to sync every target)")
+    if len(value) > _MAX_NAMES:
+        raise RequestInvalid(f"'{field}' lists more than {_MAX_NAMES} names")
+    return tuple(dict.fromkeys(value))

@@ -1,0 +1,265 @@
+"""Reading the current version of Key Vault secrets with ``azure-keyvault-secrets``.
+
+Always the current (latest) version, never the one an event names: events arrive late, twice
+and out of order, and a rotation must converge on what the vault holds now. A disabled, expired
+or not-yet-valid current version fails the target; there is no fallback to an older version.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from concurrent.futures import Executor, Future
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from threading import Lock
+from typing import TYPE_CHECKING, Any
+
+from .config import KeyVault, SecretRef
+from .errors import (
+    DeadlineExceeded,
+    KeyVaultForbidden,
+    KeyVaultRequestFailed,
+    KeyVaultSecretDisabled,
+    KeyVaultSecretExpired,
+    KeyVaultSecretNotFound,
+    KeyVaultSecretNotYetValid,
+    KeyVaultThrottled,
+    KeyVaultUnavailable,
+    SyncError,
+)
+from .redaction import Redactor, SecretValue
+from .retry import Deadline, RetrySettings
+
+if TYPE_CHECKING:
+    from azure.keyvault.secrets import SecretClient
+
+    from .identity import TokenProvider
+
+KEY_VAULT_SECRETS_USER_ROLE = "Key Vault Secrets User (4633458b-17de-408a-b874-0445c86b69e6)"
+
+
+@dataclass(frozen=True)
+class ResolvedSecret:
+    """The current version of one secret, as read at ``read_started`` (monotonic clock)."""
+
+    ref: SecretRef
+    name: str
+    vault: str
+    version: str
+    value: SecretValue
+    expires_on: datetime | None
+    not_before: datetime | None
+    read_started: float
+    read_finished: float
+
+
+class SecretReader:
+    """One ``SecretClient`` per vault, built on first use and reused by later invocations."""
+
+    def __init__(self, vault: KeyVault, credential: TokenProvider, settings: RetrySettings, pool_size: int) -> None:
+        self.vault = vault
+        self._credential = credential
+        self._settings = settings
+        self._pool_size = pool_size
+        self._client: SecretClient | None = None
+        self._lock = Lock()
+
+    def _secret_client(self) -> SecretClient:
+        with self._lock:
+            if self._client is None:
+                from azure.core.pipeline.transport import RequestsTransport
+                from azure.keyvault.secrets import SecretClient
+
+                from .http_session import pooled_session
+
+                self._client = SecretClient(
+                    vault_url=self.vault.url,
+                    credential=self._credential,
+                    # The challenge-resource check stays on except for a loopback stand-in.
+                    verify_challenge_resource=not self.vault.is_loopback,
+                    transport=RequestsTransport(session=pooled_session(self._pool_size), session_owner=False),
+                    retry_policy=_deadline_retry_policy(self._settings),
+                    connection_timeout=self._settings.connect_timeout,
+                    read_timeout=self._settings.read_timeout,
+                )
+            return self._client
+
+    def read_current(
+        self, ref: SecretRef, name: str, deadline: Deadline, now: Callable[[], datetime]
+    ) -> ResolvedSecret:
+        """The current version, checked for enabled / expiry / not-before."""
+        deadline.check(f"reading Key Vault secret '{name}'")
+        from azure.core.exceptions import AzureError
+
+        started = time.monotonic()
+        try:
+            secret = self._secret_client().get_secret(name, sync_deadline=deadline, timeout=deadline.remaining())
+        except SyncError:
+            raise
+        except AzureError as exc:
+            raise self._classify(exc, name, deadline) from None
+        finished = time.monotonic()
+        props = secret.properties
+        where = f"secret '{name}' in vault '{self.vault.name}' (version {props.version})"
+        if props.enabled is False:
+            raise KeyVaultSecretDisabled(f"the current version of {where} is disabled: enable it or add a new version")
+        moment = now()
+        if props.expires_on is not None and props.expires_on <= moment:
+            raise KeyVaultSecretExpired(
+                f"the current version of {where} expired at {props.expires_on.isoformat()}: add a new version",
+                details={"expiresOn": props.expires_on.isoformat()},
+            )
+        if props.not_before is not None and props.not_before > moment:
+            raise KeyVaultSecretNotYetValid(
+                f"the current version of {where} is not valid before {props.not_before.isoformat()}",
+                details={"notBefore": props.not_before.isoformat()},
+            )
+        if secret.value is None:
+            raise KeyVaultRequestFailed(f"Key Vault returned no value for {where}")
+        return ResolvedSecret(
+            ref=ref,
+            name=name,
+            vault=self.vault.name,
+            version=props.version or "",
+            value=SecretValue(secret.value),
+            expires_on=props.expires_on,
+            not_before=props.not_before,
+            read_started=started,
+            read_finished=finished,
+        )
+
+    def _classify(self, exc: Exception, name: str, deadline: Deadline) -> SyncError:
+        from azure.core.exceptions import (
+            ClientAuthenticationError,
+            ResourceNotFoundError,
+            ServiceRequestError,
+            ServiceResponseError,
+        )
+
+        where = f"secret '{name}' in vault '{self.vault.name}'"
+        status = getattr(getattr(exc, "response", None), "status_code", None)
+        error_code = _inner_code(exc)
+        details: dict[str, Any] = {"httpStatus": status} if status else {}
+        if isinstance(exc, ResourceNotFoundError) or status == 404:
+            return KeyVaultSecretNotFound(f"{where} does not exist (or was deleted)", details=details)
+        if status == 403 and (error_code == "SecretDisabled" or "disabled" in str(getattr(exc, "message", "")).lower()):
+            return KeyVaultSecretDisabled(f"the current version of {where} is disabled: enable it or add a new version")
+        if status == 403:
+            return KeyVaultForbidden(
+                f"the managed identity may not read {where}: assign it the role {KEY_VAULT_SECRETS_USER_ROLE} "
+                "on the vault or the secret (RBAC vaults), or a 'get' secret access policy (access-policy vaults)",
+                details=details,
+            )
+        if status == 429:
+            return KeyVaultThrottled(f"Key Vault throttled reading {where}; retry later", details=details)
+        if isinstance(exc, ClientAuthenticationError) or status == 401:
+            return KeyVaultRequestFailed(
+                f"Key Vault refused the token while reading {where}: check that the vault is in the configured cloud",
+                details=details,
+            )
+        if deadline.expired:
+            return DeadlineExceeded(f"the invocation deadline passed while reading {where}")
+        if isinstance(exc, (ServiceRequestError, ServiceResponseError)) or (status and status >= 500):
+            return KeyVaultUnavailable(
+                f"Key Vault did not answer reading {where} ({type(exc).__name__}"
+                f"{f', HTTP {status}' if status else ''}); retry later",
+                details=details,
+            )
+        return KeyVaultRequestFailed(f"reading {where} failed ({type(exc).__name__})", details=details)
+
+
+def _inner_code(exc: Exception) -> str | None:
+    error = getattr(exc, "error", None)
+    inner = getattr(error, "innererror", None) or {}
+    if isinstance(inner, dict):
+        return inner.get("code")
+    return None
+
+
+def _deadline_retry_policy(settings: RetrySettings) -> Any:
+    """azure-core's ``RetryPolicy`` bounded by the invocation deadline passed per call.
+
+    Without it a ``Retry-After`` of minutes would be slept through even when the invocation has
+    seconds left; with it such a wait fails at once as ``DeadlineExceeded`` (retryable).
+    """
+    from azure.core.pipeline.policies import RetryPolicy
+
+    class DeadlineRetryPolicy(RetryPolicy):
+        def configure_retries(self, options: dict[str, Any]) -> dict[str, Any]:
+            deadline = options.pop("sync_deadline", None)
+            retry_settings = super().configure_retries(options)
+            retry_settings["sync_deadline"] = deadline
+            return retry_settings
+
+        def sleep(self, retry_settings: dict[str, Any], transport: Any, response: Any = None) -> None:
+            deadline: Deadline | None = retry_settings.get("sync_deadline")
+            if deadline is None:
+                super().sleep(retry_settings, transport, response=response)
+                return
+            delay = self.get_retry_after(response) if response is not None else None
+            if delay is None:
+                delay = self.get_backoff_time(retry_settings)
+            deadline.sleep(delay, "a Key Vault request")
+
+    return DeadlineRetryPolicy(
+        retry_total=settings.max_attempts - 1,
+        retry_connect=settings.max_attempts - 1,
+        retry_read=settings.max_attempts - 1,
+        retry_status=settings.max_attempts - 1,
+        retry_backoff_factor=settings.backoff_base,
+        retry_backoff_max=settings.backoff_max,
+    )
+
+
+class SecretResolver:
+    """Per invocation: each distinct secret is read once, all of them concurrently.
+
+    ``prefetch`` starts every read at once on the invocation's executor; ``get`` waits for one.
+    ``refresh`` reads again, for a target whose last push used values read after these were.
+    """
+
+    def __init__(
+        self,
+        readers: Callable[[str], SecretReader],
+        names: dict[SecretRef, str],
+        deadline: Deadline,
+        redactor: Redactor,
+        executor: Executor,
+        now: Callable[[], datetime] | None = None,
+    ) -> None:
+        self._readers = readers
+        self._names = names
+        self._deadline = deadline
+        self._redactor = redactor
+        self._executor = executor
+        self._now = now or (lambda: datetime.now(timezone.utc))
+        self._futures: dict[SecretRef, Future[ResolvedSecret]] = {}
+        self._lock = Lock()
+
+    def prefetch(self, refs: set[SecretRef]) -> None:
+        for ref in sorted(refs):
+            self._future(ref)
+
+    def get(self, ref: SecretRef) -> ResolvedSecret:
+        return self._future(ref).result()
+
+    def refresh(self, ref: SecretRef) -> ResolvedSecret:
+        """Read again in the calling thread (never queued behind the reads it would wait for)."""
+        resolved = self._read(ref)
+        done: Future[ResolvedSecret] = Future()
+        done.set_result(resolved)
+        with self._lock:
+            self._futures[ref] = done
+        return resolved
+
+    def _future(self, ref: SecretRef) -> Future[ResolvedSecret]:
+        with self._lock:
+            if ref not in self._futures:
+                self._futures[ref] = self._executor.submit(self._read, ref)
+            return self._futures[ref]
+
+    def _read(self, ref: SecretRef) -> ResolvedSecret:
+        resolved = self._readers(ref.vault).read_current(ref, self._names[ref], self._deadline, self._now)
+        self._redactor.add([resolved.value])
+        return resolved

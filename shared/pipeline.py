@@ -1,0 +1,208 @@
+"""One sync of one target: resolve -> validate -> merge -> push -> resume quarantine.
+
+The order is the safety argument. Nothing is pushed unless validateCredentials answered 2xx (or
+the config explicitly skips validation). The push carries every stored key the config does not
+manage, because Microsoft does not say whether PUT replaces or merges. A failed resume never undoes
+a push.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import traceback
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timezone
+
+from .config import KeyVaultSource, LiteralSource, SyncConfig, Target
+from .errors import SyncError, SyncJobAmbiguous, SyncJobNotFound, TransientFailure
+from .graph import GraphCall, GraphClient, StoredSecret, SyncJob
+from .keyvault import SecretResolver
+from .ledger import PushLedger, TargetLease
+from .redaction import Redactor, SecretValue
+from .results import ResultWarning, TargetResult
+from .retry import Deadline
+
+logger = logging.getLogger("shared.pipeline")
+
+
+class UnexpectedFailure(TransientFailure):
+    """A bug or an unclassified fault. Retryable, so an event is delivered again after a fix."""
+
+    code = "InternalError"
+    log_level = logging.ERROR
+
+
+@dataclass(frozen=True)
+class Invocation:
+    """What every step of one invocation shares."""
+
+    id: str
+    deadline: Deadline
+    redactor: Redactor
+    dry_run: bool = False
+    now: Callable[[], datetime] = lambda: datetime.now(timezone.utc)
+
+
+@dataclass(frozen=True)
+class _Credentials:
+    values: dict[str, SecretValue]
+    versions: dict[str, str]
+    read_finished: float
+
+
+class TargetPipeline:
+    def __init__(
+        self,
+        config: SyncConfig,
+        graph: GraphClient,
+        resolver: SecretResolver,
+        ledger: PushLedger,
+        invocation: Invocation,
+    ) -> None:
+        self.config = config
+        self.graph = graph
+        self.resolver = resolver
+        self.ledger = ledger
+        self.invocation = invocation
+
+    def run(self, target: Target) -> TargetResult:
+        started = time.monotonic()
+        result = TargetResult(
+            target=target.name, service_principal_id=target.service_principal_id, job_id=target.job_id
+        )
+        call = GraphCall(self.invocation.deadline, self.invocation.redactor, result.graph_request_ids)
+        try:
+            with self.ledger.hold(target.name, target.service_principal_id, self.invocation.deadline) as lease:
+                self._sync(target, result, call, lease)
+        except SyncError as error:
+            result.status = "failed"
+            result.error = error
+        except Exception as exc:  # noqa: BLE001 - one target's bug must not stop the others
+            frames = "".join(traceback.format_tb(exc.__traceback__)[-3:])
+            logger.error("unexpected %s in target %s\n%s", type(exc).__name__, target.name, frames)
+            result.status = "failed"
+            result.error = UnexpectedFailure(f"unexpected {type(exc).__name__} while syncing; see the logs")
+        result.duration_ms = int((time.monotonic() - started) * 1000)
+        return result
+
+    def _sync(self, target: Target, result: TargetResult, call: GraphCall, lease: TargetLease) -> None:
+        credentials = self._credentials(target, lease)
+        result.versions = credentials.versions
+        job_id, listed_job = self._job(target, call)
+        result.job_id = job_id
+
+        if self.config.validation_required:
+            self.graph.validate_credentials(
+                target.service_principal_id, job_id, credentials.values, target.template_id, call
+            )
+        else:
+            result.warnings.append(
+                ResultWarning(
+                    "ValidationSkipped",
+                    'pushed without validateCredentials ("validation": "skip"); the job reports bad credentials only '
+                    "on its next cycle",
+                )
+            )
+
+        stored = self.graph.get_secrets(target.service_principal_id, call)
+        body, masked = merge_secrets(credentials.values, stored)
+        if masked:
+            result.warnings.append(
+                ResultWarning(
+                    "UnmanagedMaskedKeys",
+                    f"stored keys {', '.join(sorted(masked))} are not managed here and Graph masks their values, so "
+                    "they cannot be carried along; manage them in the config to be safe if Graph replaces the set",
+                    details={"keys": sorted(masked)},
+                )
+            )
+        if self.invocation.dry_run:
+            result.status = "validated"
+            return
+
+        self.invocation.deadline.check("pushing the credentials")
+        self.graph.put_secrets(target.service_principal_id, body, call)
+        lease.record_push(credentials.read_finished)
+        result.status = "pushed"
+        if target.resume_quarantined:
+            self._resume(target, job_id, listed_job, result, call)
+
+    def _credentials(self, target: Target, lease: TargetLease) -> _Credentials:
+        values: dict[str, SecretValue] = {}
+        versions: dict[str, str] = {}
+        read_finished = float("-inf")
+        for key, source in target.secrets.items():
+            if isinstance(source, LiteralSource):
+                values[key] = source.value
+                continue
+            assert isinstance(source, KeyVaultSource)
+            resolved = self.resolver.get(source.ref)
+            if lease.is_stale(resolved.read_started):
+                resolved = self.resolver.refresh(source.ref)
+            values[key] = resolved.value
+            versions[key] = resolved.version
+            read_finished = max(read_finished, resolved.read_finished)
+        self.invocation.redactor.add(values.values())
+        return _Credentials(values, versions, read_finished)
+
+    def _job(self, target: Target, call: GraphCall) -> tuple[str, SyncJob | None]:
+        if target.job_id:
+            return target.job_id, None
+        jobs = self.graph.list_jobs(target.service_principal_id, call)
+        if not jobs:
+            raise SyncJobNotFound(
+                "the service principal has no synchronization job: set up provisioning on the enterprise application "
+                "first"
+            )
+        if len(jobs) > 1:
+            raise SyncJobAmbiguous(
+                f"the service principal has {len(jobs)} synchronization jobs; set jobId to one of: "
+                + ", ".join(j.id for j in jobs),
+                details={"jobIds": [j.id for j in jobs]},
+            )
+        return jobs[0].id, jobs[0]
+
+    def _resume(
+        self, target: Target, job_id: str, listed: SyncJob | None, result: TargetResult, call: GraphCall
+    ) -> None:
+        """Start the job only if it is in quarantine: never an Active or Paused one."""
+        try:
+            job = listed or self.graph.get_job(target.service_principal_id, job_id, call)
+            if not job.quarantined:
+                return
+            result.job_started = self.graph.start_job(target.service_principal_id, job_id, call)
+        except SyncError as error:
+            result.warnings.append(
+                ResultWarning(
+                    "JobStartFailed",
+                    f"the credentials were pushed, but the quarantined job could not be started ({error.code}: "
+                    f"{error.message})"
+                    + (
+                        "; the delivery is retried, which pushes the same values again and resumes the job"
+                        if error.retryable
+                        else ""
+                    ),
+                    retryable=error.retryable,
+                    details={"cause": error.code},
+                )
+            )
+
+
+def merge_secrets(
+    managed: dict[str, SecretValue], stored: list[StoredSecret]
+) -> tuple[dict[str, SecretValue], set[str]]:
+    """The PUT body: the managed keys, plus every stored key the config does not name.
+
+    Masked values (``*``) can never be sent back; their keys are returned so the result can warn.
+    """
+    body = dict(managed)
+    masked: set[str] = set()
+    for pair in stored:
+        if pair.key in managed:
+            continue
+        if pair.masked:
+            masked.add(pair.key)
+        else:
+            body[pair.key] = pair.value
+    return body, masked

@@ -1,0 +1,129 @@
+"""What one worker process builds once and reuses: config, credential, clients, ledger.
+
+Nothing here runs at import. The first invocation builds the credential and the clients; later
+invocations reuse them, so tokens and the Key Vault challenge stay cached. Each cache is keyed by
+what it was built from, so a changed setting builds anew instead of reusing a stale client.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from .config import SyncConfig, load_config
+from .graph import GraphClient
+from .identity import TokenProvider, managed_identity_provider
+from .keyvault import SecretReader
+from .ledger import PushLedger
+from .retry import RetrySettings
+
+CredentialFactory = Callable[[SyncConfig, RetrySettings], TokenProvider]
+
+
+def managed_identity_for(config: SyncConfig, settings: RetrySettings) -> TokenProvider:
+    return managed_identity_provider(config.managed_identity_client_id, settings)
+
+
+@dataclass
+class Services:
+    """The clients one invocation uses."""
+
+    config: SyncConfig
+    credential: TokenProvider
+    graph: GraphClient
+    ledger: PushLedger
+    _readers: Mapping[str, SecretReader]
+
+    def reader(self, vault_key: str) -> SecretReader:
+        return self._readers[vault_key]
+
+
+class Worker:
+    """Process-wide state of the function app. ``reset`` forgets it all (a new worker process)."""
+
+    def __init__(
+        self,
+        app_root: Path,
+        environ: Mapping[str, str] | None = None,
+        credential_factory: CredentialFactory = managed_identity_for,
+    ) -> None:
+        self.app_root = app_root
+        self._environ = environ if environ is not None else os.environ
+        self._credential_factory = credential_factory
+        self._lock = threading.Lock()
+        self.reset()
+
+    def reset(self) -> None:
+        with self._lock:
+            self._config_key: tuple[Any, ...] | None = None
+            self._config: SyncConfig | None = None
+            self._cache: dict[tuple[Any, ...], Any] = {}
+            self.ledger = PushLedger()
+
+    def config(self) -> SyncConfig:
+        """The validated config; raises ``ConfigInvalid``. Re-read only when its source changed."""
+        raw = self._environ.get("SYNC_CONFIG", "")
+        key: tuple[Any, ...] = (raw, self._environ.get("SYNC_ALLOWED_VAULT_HOSTS", ""), _mtime(self.app_root, raw))
+        with self._lock:
+            if self._config is not None and self._config_key == key:
+                return self._config
+        config = load_config(self._environ, self.app_root)
+        with self._lock:
+            self._config_key, self._config = key, config
+        return config
+
+    def settings(self) -> RetrySettings:
+        return RetrySettings.from_environ(self._environ)
+
+    def services(self, config: SyncConfig) -> Services:
+        settings = self.settings()
+        identity_env = (self._environ.get("IDENTITY_ENDPOINT"), self._environ.get("IDENTITY_HEADER"))
+        credential_key = ("credential", config.managed_identity_client_id, identity_env, settings)
+        credential = self._cached(credential_key, lambda: self._credential_factory(config, settings))
+        graph = self._cached(
+            (
+                "graph",
+                config.graph_endpoint,
+                config.graph_api_version,
+                config.cloud.graph_scope,
+                config.concurrency,
+                settings,
+                credential_key,
+            ),
+            lambda: GraphClient(
+                config.graph_endpoint,
+                config.graph_api_version,
+                config.cloud.graph_scope,
+                credential,
+                settings,
+                pool_size=config.concurrency,
+            ),
+        )
+        readers = {
+            key: self._cached(
+                ("vault", vault.url, vault.name, config.concurrency, settings, credential_key),
+                lambda vault=vault: SecretReader(vault, credential, settings, pool_size=config.concurrency),
+            )
+            for key, vault in config.key_vaults.items()
+        }
+        return Services(config=config, credential=credential, graph=graph, ledger=self.ledger, _readers=readers)
+
+    def _cached(self, key: tuple[Any, ...], build: Callable[[], Any]) -> Any:
+        with self._lock:
+            if key not in self._cache:
+                self._cache[key] = build()
+            return self._cache[key]
+
+
+def _mtime(app_root: Path, raw: str) -> float | None:
+    if not raw or raw.lstrip().startswith("{"):
+        return None
+    path = Path(raw) if Path(raw).is_absolute() else app_root / raw
+    try:
+        return path.stat().st_mtime
+    except OSError:
+        return None

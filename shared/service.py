@@ -1,0 +1,147 @@
+"""The product's entry points, independent of the Functions bindings.
+
+``function_app.py`` turns bindings into these calls and their answers back into responses; the
+operator CLI calls ``sync`` directly. Status mapping lives here and in ``results``, once.
+"""
+
+from __future__ import annotations
+
+import re
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from . import events, telemetry
+from .config import SyncConfig, Target
+from .engine import run_sync
+from .errors import ConfigInvalid, EventInvalid, RequestInvalid, RetryableSyncFailure, SyncError
+from .http_api import EventDelivery, SyncRequest, ValidationHandshake, parse_body
+from .pipeline import Invocation
+from .redaction import Redactor
+from .results import SyncOutcome
+from .retry import Deadline
+from .runtime import Worker
+from .selection import plan_events, select_for_request
+
+_ORIGIN = re.compile(r"^[A-Za-z0-9.-]{1,253}$")
+
+
+@dataclass(frozen=True)
+class HttpAnswer:
+    status: int
+    body: dict[str, Any]
+    headers: dict[str, str] = field(default_factory=dict)
+
+
+def new_invocation_id() -> str:
+    return str(uuid.uuid4())
+
+
+class SyncService:
+    def __init__(self, worker: Worker) -> None:
+        self.worker = worker
+
+    # --- Core ------------------------------------------------------------------------------------
+
+    def sync(self, config: SyncConfig, targets: list[Target], *, dry_run: bool, invocation_id: str) -> SyncOutcome:
+        invocation = Invocation(
+            id=invocation_id, deadline=Deadline(config.deadline_seconds), redactor=Redactor(), dry_run=dry_run
+        )
+        services = self.worker.services(config)
+        results = run_sync(services, targets, invocation)
+        return SyncOutcome(invocation_id=invocation_id, dry_run=dry_run, results=results)
+
+    def handle_events(self, config: SyncConfig, raw_events: list[Any], invocation_id: str) -> SyncOutcome:
+        parsed: list[events.KeyVaultEvent | EventInvalid] = []
+        ids: list[str] = []
+        for raw in raw_events:
+            try:
+                event = raw if isinstance(raw, events.KeyVaultEvent) else events.from_event_grid_dict(raw)
+                parsed.append(event)
+                ids.append(event.id)
+            except EventInvalid as invalid:
+                parsed.append(invalid)
+                ids.append(events.safe_event_id(raw.get("id") if isinstance(raw, dict) else None))
+        plan = plan_events(config, parsed, ids)
+        outcome = self.sync(config, plan.targets, dry_run=False, invocation_id=invocation_id)
+        outcome.warnings.extend(plan.warnings)
+        failed = {r.target for r in outcome.results if not r.succeeded or r.needs_retry}
+        for record in plan.records:
+            if record.outcome == "synced" and failed.intersection(record.targets):
+                record.outcome = "failed"
+        outcome.events = plan.records
+        return outcome
+
+    # --- HTTP trigger ------------------------------------------------------------------------------
+
+    def handle_http(self, method: str, headers: Mapping[str, str], body: bytes, invocation_id: str) -> HttpAnswer:
+        method = method.upper()
+        if method == "OPTIONS":
+            return self._cloud_events_handshake(headers, invocation_id)
+        if method != "POST":
+            return _error_answer(
+                405, RequestInvalid("only POST (and OPTIONS for the webhook handshake)"), invocation_id
+            )
+        try:
+            parsed = parse_body(body)
+        except SyncError as error:
+            return _error_answer(error.http_status, error, invocation_id)
+        if isinstance(parsed, ValidationHandshake):
+            return HttpAnswer(200, {"validationResponse": parsed.validation_code})
+        try:
+            config = self.worker.config()
+        except ConfigInvalid as error:
+            telemetry.invocation_error(invocation_id, error, "http")
+            # Event Grid retries 5xx: 503 lets a redeploy with a fixed config succeed.
+            return _error_answer(503 if isinstance(parsed, EventDelivery) else 500, error, invocation_id)
+        if isinstance(parsed, EventDelivery):
+            outcome = self.handle_events(config, list(parsed.events), invocation_id)
+            telemetry.invocation_summary(outcome, "webhook")
+            return HttpAnswer(503 if outcome.needs_retry else 200, outcome.to_dict())
+        assert isinstance(parsed, SyncRequest)
+        try:
+            targets = select_for_request(config, parsed)
+        except SyncError as error:
+            return _error_answer(error.http_status, error, invocation_id)
+        outcome = self.sync(config, targets, dry_run=parsed.dry_run, invocation_id=invocation_id)
+        telemetry.invocation_summary(outcome, "http")
+        return HttpAnswer(outcome.http_status, outcome.to_dict())
+
+    def _cloud_events_handshake(self, headers: Mapping[str, str], invocation_id: str) -> HttpAnswer:
+        lowered = {k.lower(): v for k, v in headers.items()}
+        origin = (lowered.get("webhook-request-origin") or "").strip()
+        if not _ORIGIN.match(origin):
+            return _error_answer(
+                400,
+                RequestInvalid("OPTIONS is the CloudEvents webhook handshake: send WebHook-Request-Origin"),
+                invocation_id,
+            )
+        return HttpAnswer(200, {}, {"WebHook-Allowed-Origin": origin, "WebHook-Allowed-Rate": "*", "Allow": "POST"})
+
+    # --- Event Grid trigger ------------------------------------------------------------------------
+
+    def handle_trigger_event(self, event: Any, invocation_id: str) -> SyncOutcome | None:
+        """Raises ``RetryableSyncFailure`` only when a redelivery can succeed."""
+        try:
+            parsed = events.from_function_event(event)
+        except EventInvalid as invalid:
+            telemetry.invocation_error(invocation_id, invalid, "eventgrid")
+            return None
+        try:
+            config = self.worker.config()
+        except ConfigInvalid as error:
+            telemetry.invocation_error(invocation_id, error, "eventgrid")
+            raise RetryableSyncFailure(f"{error.code}: SYNC_CONFIG is invalid; the event is delivered again") from None
+        outcome = self.handle_events(config, [parsed], invocation_id)
+        telemetry.invocation_summary(outcome, "eventgrid")
+        if outcome.needs_retry:
+            failing = [
+                f"{r.target}: {r.error.code if r.error else 'JobStartFailed'}" for r in outcome.results if r.needs_retry
+            ]
+            raise RetryableSyncFailure("retryable failures, the event is delivered again: " + "; ".join(failing))
+        return outcome
+
+
+def _error_answer(status: int, error: SyncError, invocation_id: str) -> HttpAnswer:
+    return HttpAnswer(status, {"invocationId": invocation_id, "status": "failed", "error": error.to_dict()})
