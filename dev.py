@@ -29,7 +29,7 @@ def _venv_python() -> Path:
 
 def ensure_venv() -> Path:
     """Create .venv and install the dev requirements, again only when they changed."""
-    if sys.version_info < (3, 11):
+    if sys.version_info < (3, 11):  # noqa: UP036 - dev.py runs on the system Python
         sys.exit("Python 3.11 or newer is required")
     python = _venv_python()
     if not python.exists():

@@ -10,13 +10,14 @@ together with the status the job had, so tests can prove an Active or Paused job
 from __future__ import annotations
 
 import json
+import ssl
 import uuid
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, ClassVar
 
-from .server import Request, Response, StandinServer
+from .server import Handler, Request, Response, StandinServer
 from .tokens import bearer_token, decode_token, token_problem
 
 __all__ = ["SECRET_KEYS", "SENSITIVE_KEYS", "GraphStandin"]
@@ -118,7 +119,7 @@ class GraphStandin(StandinServer):
         {"list_jobs", "get_job", "validate", "get_secrets", "put_secrets", "start"}
     )
 
-    def __init__(self, *, ssl_context: Any = None, audience: str = DEFAULT_AUDIENCE) -> None:
+    def __init__(self, *, ssl_context: ssl.SSLContext | None = None, audience: str = DEFAULT_AUDIENCE) -> None:
         super().__init__(ssl_context=ssl_context)
         self._initial_audience = audience
         self.audience: str = audience
@@ -284,7 +285,7 @@ class GraphStandin(StandinServer):
     def invalid_json(self, request: Request) -> Response:
         return self.error_response(request, 400, "BadRequest", "Unable to read JSON request payload.")
 
-    def route(self, request: Request) -> tuple[str, Any]:
+    def route(self, request: Request) -> tuple[str, Handler]:
         hop, methods, _, _ = self._match(request)
         if hop is None:
             return self.UNKNOWN_HOP, self._unmatched

@@ -13,7 +13,7 @@ import time
 from collections.abc import Iterable
 from typing import Any, ClassVar
 
-from .server import Request, Response, StandinServer, new_guid
+from .server import Handler, Request, Response, StandinServer, new_guid
 from .tokens import make_token
 
 __all__ = ["ManagedIdentityStandin"]
@@ -103,7 +103,7 @@ class ManagedIdentityStandin(StandinServer):
 
     # ----------------------------------------------------------------- HTTP
 
-    def route(self, request: Request) -> tuple[str, Any]:
+    def route(self, request: Request) -> tuple[str, Handler]:
         if request.raw_path.rstrip("/") == self.PATH:
             return "token", self._token
         return self.UNKNOWN_HOP, self._not_found

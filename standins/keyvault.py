@@ -9,13 +9,14 @@ Key Vault; the app must check the dates itself) and Key Vault's error bodies and
 from __future__ import annotations
 
 import re
+import ssl
 import time
 import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, ClassVar
 
-from .server import Request, Response, StandinServer, new_guid
+from .server import Handler, Request, Response, StandinServer, new_guid
 from .tokens import bearer_token, decode_token, token_problem
 
 __all__ = ["KeyVaultStandin"]
@@ -78,7 +79,7 @@ class KeyVaultStandin(StandinServer):
     def __init__(
         self,
         *,
-        ssl_context: Any = None,
+        ssl_context: ssl.SSLContext | None = None,
         name: str = "standin-kv",
         resource: str = DEFAULT_RESOURCE,
         tenant_id: str | None = None,
@@ -203,7 +204,7 @@ class KeyVaultStandin(StandinServer):
 
     # ----------------------------------------------------------------- HTTP shape
 
-    def route(self, request: Request) -> tuple[str, Any]:
+    def route(self, request: Request) -> tuple[str, Handler]:
         segments = request.segments
         if request.method == "GET" and 2 <= len(segments) <= 3 and segments[0] == "secrets":
             return "secret", self._get_secret
@@ -285,7 +286,7 @@ class KeyVaultStandin(StandinServer):
         name = request.segments[1]
         version = request.segments[2] if len(request.segments) == 3 else ""
         with self._lock:
-            if self.forbid_all or name.lower() in self.forbidden_secrets:
+            if self.forbid_all or name.lower() in {forbidden.lower() for forbidden in self.forbidden_secrets}:
                 message = _FORBIDDEN_MESSAGE.format(
                     appid=claims.get("appid", ""), oid=claims.get("oid", ""), tid=claims.get("tid", ""), name=name
                 )

@@ -101,8 +101,9 @@ def run() -> int:
 
         stored = graph.stored_secrets(sp)
         current = scenario.current_token(contoso.secret_name)
-        ok = stored.get("SecretToken") == current and graph.job_status(sp, job) == "Active"
-        _say("After", f"job holds the current Key Vault version: {'yes' if stored.get('SecretToken') == current else 'NO'}"
+        holds_current = stored.get("SecretToken") == current
+        ok = holds_current and graph.job_status(sp, job) == "Active"
+        _say("After", f"job holds the current Key Vault version: {'yes' if holds_current else 'NO'}"
              f"; unmanaged key SyncNotificationSettings carried along: "
              f"{'yes' if 'SyncNotificationSettings' in stored else 'NO'}; job status {graph.job_status(sp, job)}; "
              f"start calls {graph.start_calls(sp, job)}")  # fmt: skip

@@ -378,6 +378,7 @@ class StandinServer:
         self._open: set[socket.socket] = set()
         self._connection_seq = 0
         self._connections_opened = 0
+        self._generation = 0
         self.latency: float = 0.0
 
     # ----------------------------------------------------------------- lifecycle
@@ -386,6 +387,8 @@ class StandinServer:
         """Bind an ephemeral 127.0.0.1 port and serve in a daemon thread. Idempotent."""
         with self._lock:
             if self._httpd is not None:
+                if self._stopping.is_set():
+                    raise RuntimeError(f"{type(self).__name__} was stopped; create a new one")
                 return self
             self._stopping.clear()
             self._httpd = _HTTPServer(self, self._ssl_context)
@@ -445,6 +448,7 @@ class StandinServer:
     def reset(self) -> None:
         """Forget requests, faults, counters and latency, and put the service state back to its initial value."""
         with self._lock:
+            self._generation += 1
             self._records.clear()
             self._faults.clear()
             self._connections_opened = 0
@@ -566,7 +570,10 @@ class StandinServer:
         if seconds > 0:
             self._stopping.wait(seconds)
 
-    def _record(self, request: Request, hop: str, status: int | None, fault: Fault | None, started: float) -> None:
+    def _record(
+        self, request: Request, hop: str, status: int | None, fault: Fault | None, started: float, generation: int
+    ) -> bool:
+        """Append a record unless a :meth:`reset` happened since the request arrived; report whether it did."""
         record = RequestRecord(
             method=request.method,
             path=request.raw_path,
@@ -581,11 +588,20 @@ class StandinServer:
             body_bytes=len(request.body),
         )
         with self._lock:
+            if generation != self._generation:
+                return False
             self._records.append(record)
+            return True
 
     def _serve(self, handler: _Handler, body: bytes) -> None:
-        """Process one parsed request: route, latency, faults, handler, record, respond."""
+        """Process one parsed request: route, latency, faults, handler, record, respond.
+
+        A request still sleeping (latency, ``slow``) when the test calls :meth:`reset` is dropped with a connection
+        reset instead of being processed: it belongs to the previous test and must not touch the new state or log.
+        """
         started = time.monotonic()
+        with self._lock:
+            generation = self._generation
         request = _build_request(handler, body)
         try:
             hop, route_handler = self.route(request)
@@ -594,16 +610,19 @@ class StandinServer:
         self._sleep(self.latency)
         fault = self._take_fault(hop)
         if fault is not None and fault.kind == "reset":
-            self._record(request, hop, None, fault, started)
+            self._record(request, hop, None, fault, started, generation)
             handler.abort()
             return
         if fault is not None and fault.kind == "stall":
-            self._record(request, hop, None, fault, started)
+            self._record(request, hop, None, fault, started, generation)
             self._sleep(fault.seconds)
             handler.close_connection = True
             return
         if fault is not None and fault.kind == "slow":
             self._sleep(fault.seconds)
+        if self._stopping.is_set() or generation != self._generation:
+            handler.abort()
+            return
         if fault is not None and fault.kind == "status":
             response = self._safe(lambda: self.fault_response(request, fault), request)
         elif request.json is INVALID_JSON and hop != self.UNKNOWN_HOP:
@@ -613,7 +632,7 @@ class StandinServer:
         headers = self._safe_headers(request)
         headers.update(response.headers)
         response.headers = headers
-        self._record(request, hop, response.status, fault, started)
+        self._record(request, hop, response.status, fault, started, generation)
         handler.write_response(response)
 
     def _safe(self, produce: Callable[[], Response], request: Request) -> Response:
