@@ -214,6 +214,7 @@ class _HTTPServer(ThreadingHTTPServer):
         with self._pending_lock:
             connection_id = self._pending.pop(request, 0)
         conn: socket.socket = request
+        self.owner._track(request)  # tracked from the start, so stop() can also cut a hanging handshake
         try:
             if self.ssl_context is not None:
                 request.settimeout(HANDSHAKE_TIMEOUT)
@@ -221,13 +222,15 @@ class _HTTPServer(ThreadingHTTPServer):
                     conn = self.ssl_context.wrap_socket(request, server_side=True)
                 except (OSError, ValueError):
                     return
-            self.owner._track(conn)
+                self.owner._untrack(request)
+                self.owner._track(conn)
             handler = _Handler(conn, client_address, self, connection_id)
             if handler.aborted:
                 return
             with contextlib.suppress(OSError):
                 socket.socket.shutdown(conn, socket.SHUT_WR)
         finally:
+            self.owner._untrack(request)
             self.owner._untrack(conn)
             with contextlib.suppress(OSError):
                 conn.close()

@@ -69,8 +69,13 @@ def credential() -> Iterator[ManagedIdentityCredential]:
         yield cred
 
 
-def _client(vault: KeyVaultStandin, credential: ManagedIdentityCredential) -> SecretClient:
-    return SecretClient(vault_url=vault.url, credential=credential, verify_challenge_resource=False, retry_total=0)
+@pytest.fixture
+def client(vault: KeyVaultStandin, credential: ManagedIdentityCredential) -> Iterator[SecretClient]:
+    """The real SDK client, as the app builds it for a loopback vault (no retries, to keep fault tests fast)."""
+    with SecretClient(
+        vault_url=vault.url, credential=credential, verify_challenge_resource=False, retry_total=0
+    ) as secret_client:
+        yield secret_client
 
 
 def _graph_headers(stack: StandinStack, **claims_override: object) -> dict[str, str]:
@@ -146,12 +151,9 @@ def test_managed_identity_credential_unknown_client_id_fails(stack: StandinStack
 # --------------------------------------------------------------------------- key vault through the real SDK
 
 
-def test_keyvault_challenge_then_cached(
-    stack: StandinStack, vault: KeyVaultStandin, credential: ManagedIdentityCredential
-) -> None:
+def test_keyvault_challenge_then_cached(stack: StandinStack, vault: KeyVaultStandin, client: SecretClient) -> None:
     first = vault.set_secret("Scim-Token", "value-one")
     second = vault.set_secret("Scim-Token", "value-two")
-    client = _client(vault, credential)
 
     latest = client.get_secret("scim-token")
     assert latest.value == "value-two"
@@ -170,10 +172,7 @@ def test_keyvault_challenge_then_cached(
     assert vault.requests[0].path == "/secrets/scim-token/"
 
 
-def test_keyvault_not_found_disabled_and_forbidden(
-    vault: KeyVaultStandin, credential: ManagedIdentityCredential
-) -> None:
-    client = _client(vault, credential)
+def test_keyvault_not_found_disabled_and_forbidden(vault: KeyVaultStandin, client: SecretClient) -> None:
     with pytest.raises(ResourceNotFoundError) as missing:
         client.get_secret("nope")
     assert missing.value.error is not None and missing.value.error.code == "SecretNotFound"
@@ -196,14 +195,11 @@ def test_keyvault_not_found_disabled_and_forbidden(
     assert "getSecret/action" in str(denied.value.message)
 
 
-def test_keyvault_dates_are_reported_not_enforced(
-    vault: KeyVaultStandin, credential: ManagedIdentityCredential
-) -> None:
+def test_keyvault_dates_are_reported_not_enforced(vault: KeyVaultStandin, client: SecretClient) -> None:
     past = datetime.now(UTC) - timedelta(days=1)
     future = datetime.now(UTC) + timedelta(days=1)
     vault.set_secret("expired", "v", expires=past, content_type="text/plain", tags={"owner": "ops"})
     vault.set_secret("early", "v", not_before=future)
-    client = _client(vault, credential)
     expired = client.get_secret("expired")
     assert expired.properties.expires_on is not None and expired.properties.expires_on < datetime.now(UTC)
     assert expired.properties.content_type == "text/plain"
@@ -269,18 +265,15 @@ def test_keyvault_token_checks(stack: StandinStack, vault: KeyVaultStandin) -> N
     assert get(stack.identity.issue_token(VAULT)).status_code == 401
 
 
-def test_keyvault_national_cloud_through_sdk(
-    stack: StandinStack, vault: KeyVaultStandin, credential: ManagedIdentityCredential
-) -> None:
+def test_keyvault_national_cloud_through_sdk(stack: StandinStack, vault: KeyVaultStandin, client: SecretClient) -> None:
     vault.resource = "https://vault.usgovcloudapi.net"
     vault.set_secret("gov", "v")
-    assert _client(vault, credential).get_secret("gov").value == "v"
+    assert client.get_secret("gov").value == "v"
     assert stack.identity.token_requests("https://vault.usgovcloudapi.net") == 1
 
 
-def test_keyvault_throttle_fault_through_sdk(vault: KeyVaultStandin, credential: ManagedIdentityCredential) -> None:
+def test_keyvault_throttle_fault_through_sdk(vault: KeyVaultStandin, client: SecretClient) -> None:
     vault.set_secret("t", "v")
-    client = _client(vault, credential)
     client.get_secret("t")
     vault.inject("secret", Fault.status(429, retry_after="3"))
     with pytest.raises(HttpResponseError) as throttled:
