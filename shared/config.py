@@ -35,6 +35,9 @@ CREDENTIAL_KEYS: frozenset[str] = frozenset(
 )  # fmt: skip
 
 ALLOWED_VAULT_HOSTS_SETTING = "SYNC_ALLOWED_VAULT_HOSTS"
+#: Client id of the user-assigned identity, set by the deployment template; used when the document omits
+#: ``managedIdentityClientId`` (the document and the setting must agree when both are given).
+MANAGED_IDENTITY_CLIENT_ID_SETTING = "SYNC_MANAGED_IDENTITY_CLIENT_ID"
 
 
 @dataclass(frozen=True)
@@ -140,17 +143,24 @@ def load_config(environ: Mapping[str, str], app_root: Path) -> SyncConfig:
             ) from None
         source = str(path)
     allowed_hosts = {h.strip().lower() for h in environ.get(ALLOWED_VAULT_HOSTS_SETTING, "").split(",") if h.strip()}
-    return parse_config(text, source=source, allowed_vault_hosts=allowed_hosts)
+    client_id = environ.get(MANAGED_IDENTITY_CLIENT_ID_SETTING, "").strip() or None
+    return parse_config(text, source=source, allowed_vault_hosts=allowed_hosts, managed_identity_client_id=client_id)
 
 
-def parse_config(text: str, *, source: str = "SYNC_CONFIG", allowed_vault_hosts: set[str] | None = None) -> SyncConfig:
+def parse_config(
+    text: str,
+    *,
+    source: str = "SYNC_CONFIG",
+    allowed_vault_hosts: set[str] | None = None,
+    managed_identity_client_id: str | None = None,
+) -> SyncConfig:
     try:
         document = json.loads(text, object_pairs_hook=_reject_duplicate_keys)
     except _DuplicateKey as exc:
         raise ConfigInvalid([f"{exc.key}: appears twice in one object"]) from None
     except ValueError as exc:
         raise ConfigInvalid([f"SYNC_CONFIG: not valid JSON ({_json_error_position(exc)})"]) from None
-    return _Validator(allowed_vault_hosts or set()).validate(document, source)
+    return _Validator(allowed_vault_hosts or set(), managed_identity_client_id).validate(document, source)
 
 
 class _DuplicateKey(ValueError):
@@ -196,9 +206,10 @@ _TARGET_FIELDS = {"name", "servicePrincipalId", "jobId", "templateId", "secrets"
 class _Validator:
     """Walks the document once, collecting every problem with its path."""
 
-    def __init__(self, allowed_vault_hosts: set[str]) -> None:
+    def __init__(self, allowed_vault_hosts: set[str], client_id_setting: str | None = None) -> None:
         self.problems: list[str] = []
         self.allowed_vault_hosts = allowed_vault_hosts
+        self.client_id_setting = client_id_setting
 
     def problem(self, path: str, text: str) -> None:
         self.problems.append(f"{path}: {text}")
@@ -225,6 +236,7 @@ class _Validator:
         if client_id is not None and not identifiers.is_guid(client_id):
             self.problem("managedIdentityClientId", "not a GUID")
             client_id = None
+        client_id = self.client_id_from_setting(doc, client_id)
 
         vaults = self.key_vaults(doc.get("keyVaults"), cloud)
         concurrency = self.integer(doc, "concurrency", DEFAULT_CONCURRENCY, 1, MAX_CONCURRENCY)
@@ -256,6 +268,22 @@ class _Validator:
             targets=tuple(targets),
             source=source,
         )
+
+    def client_id_from_setting(self, doc: Mapping[str, Any], client_id: str | None) -> str | None:
+        """The ``SYNC_MANAGED_IDENTITY_CLIENT_ID`` app setting fills in an omitted ``managedIdentityClientId``."""
+        setting = self.client_id_setting
+        if setting is None:
+            return client_id
+        if not identifiers.is_guid(setting):
+            self.problem(MANAGED_IDENTITY_CLIENT_ID_SETTING, "app setting: not a GUID")
+            return client_id
+        if "managedIdentityClientId" in doc and client_id is not None and client_id.lower() != setting.lower():
+            self.problem(
+                "managedIdentityClientId",
+                f"differs from the {MANAGED_IDENTITY_CLIENT_ID_SETTING} app setting; remove one of them",
+            )
+            return client_id
+        return client_id or setting
 
     def graph(self, graph: Any, cloud: Cloud) -> tuple[str, str]:
         if not isinstance(graph, dict):

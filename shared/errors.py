@@ -161,13 +161,6 @@ class GraphRequestFailed(TargetFailure):
     code = "GraphRequestFailed"
 
 
-class StaleVersion(TargetFailure):
-    """Key Vault's current version is older than one this process already pushed for the target."""
-
-    code = "StaleVersion"
-    log_level = logging.WARNING
-
-
 # --- Per-target failures: retryable (503) ---------------------------------------------------------
 
 
@@ -207,6 +200,13 @@ class TargetBusy(TransientFailure):
     """Another sync of the same target in this process did not finish within the deadline."""
 
     code = "TargetBusy"
+
+
+class InternalFailure(TransientFailure):
+    """A bug or an unclassified fault in one target. Retryable, so an event is delivered again after a fix."""
+
+    code = "InternalError"
+    log_level = logging.ERROR
 
 
 class RetryableSyncFailure(Exception):

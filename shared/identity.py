@@ -97,13 +97,19 @@ def managed_identity_provider(client_id: str | None, settings: RetrySettings) ->
     return TokenProvider(credential, kind)
 
 
-def developer_provider(settings: RetrySettings) -> TokenProvider:
-    """``DefaultAzureCredential`` for the operator CLI: Azure CLI login on a laptop, managed identity in Azure."""
+def developer_provider(settings: RetrySettings, managed_identity_client_id: str | None = None) -> TokenProvider:
+    """``DefaultAzureCredential`` for the operator CLI: Azure CLI login on a laptop, managed identity in Azure.
+
+    ``managed_identity_client_id`` picks the user-assigned identity when the chain reaches managed identity.
+    """
     from azure.identity import DefaultAzureCredential
 
+    # Passed only when given: an explicit None would also override AZURE_CLIENT_ID.
+    extra = {"managed_identity_client_id": managed_identity_client_id} if managed_identity_client_id else {}
     credential = DefaultAzureCredential(
         retry_total=settings.max_attempts - 1,
         retry_backoff_factor=settings.backoff_base,
         retry_backoff_max=settings.backoff_max,
+        **extra,
     )
     return TokenProvider(credential, "Azure credential (DefaultAzureCredential)")

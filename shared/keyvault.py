@@ -54,6 +54,18 @@ class ResolvedSecret:
     read_finished: float
 
 
+@dataclass(frozen=True)
+class SecretInfo:
+    """The attributes of a secret's current version, for the operator CLI. Never its value."""
+
+    name: str
+    vault: str
+    version: str
+    enabled: bool | None
+    expires_on: datetime | None
+    not_before: datetime | None
+
+
 class SecretReader:
     """One ``SecretClient`` per vault, built on first use and reused by later invocations."""
 
@@ -127,6 +139,31 @@ class SecretReader:
             not_before=props.not_before,
             read_started=started,
             read_finished=finished,
+        )
+
+    def read_properties(self, name: str, deadline: Deadline) -> SecretInfo:
+        """The current version's attributes (``check``, ``status``); nothing is judged, nothing is kept.
+
+        Key Vault has no attributes-only read of the latest version, so this reads the secret like a
+        sync does (which also proves the identity may read it) and drops the value here.
+        """
+        deadline.check(f"reading Key Vault secret '{name}'")
+        from azure.core.exceptions import AzureError
+
+        try:
+            secret = self._secret_client().get_secret(name, sync_deadline=deadline, timeout=deadline.remaining())
+        except SyncError:
+            raise
+        except AzureError as exc:
+            raise self._classify(exc, name, deadline) from None
+        props = secret.properties
+        return SecretInfo(
+            name=props.name or name,
+            vault=self.vault.name,
+            version=props.version or "",
+            enabled=props.enabled,
+            expires_on=props.expires_on,
+            not_before=props.not_before,
         )
 
     def _classify(self, exc: Exception, name: str, deadline: Deadline) -> SyncError:

@@ -26,6 +26,16 @@ class PushLedger:
     def __init__(self) -> None:
         self._entries: dict[tuple[str, str], _Entry] = {}
         self._guard = threading.Lock()
+        self._jobs: dict[tuple[str, str], str] = {}
+
+    def remember_job(self, target: str, sp_id: str, job_id: str) -> None:
+        """A job id discovered by a sync, so that later expiry warnings can name it without a Graph call."""
+        with self._guard:
+            self._jobs[(target, sp_id)] = job_id
+
+    def known_job(self, target: str, sp_id: str) -> str | None:
+        with self._guard:
+            return self._jobs.get((target, sp_id))
 
     def _entry(self, target: str, sp_id: str) -> _Entry:
         with self._guard:

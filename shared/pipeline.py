@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 
 from .config import KeyVaultSource, LiteralSource, SyncConfig, Target
-from .errors import SyncError, SyncJobAmbiguous, SyncJobNotFound, TransientFailure
+from .errors import InternalFailure, SyncError, SyncJobAmbiguous, SyncJobNotFound
 from .graph import GraphCall, GraphClient, StoredSecret, SyncJob
 from .keyvault import SecretResolver
 from .ledger import PushLedger, TargetLease
@@ -25,13 +25,6 @@ from .results import ResultWarning, TargetResult
 from .retry import Deadline
 
 logger = logging.getLogger("shared.pipeline")
-
-
-class UnexpectedFailure(TransientFailure):
-    """A bug or an unclassified fault. Retryable, so an event is delivered again after a fix."""
-
-    code = "InternalError"
-    log_level = logging.ERROR
 
 
 @dataclass(frozen=True)
@@ -83,7 +76,7 @@ class TargetPipeline:
             frames = "".join(traceback.format_tb(exc.__traceback__)[-3:])
             logger.error("unexpected %s in target %s\n%s", type(exc).__name__, target.name, frames)
             result.status = "failed"
-            result.error = UnexpectedFailure(f"unexpected {type(exc).__name__} while syncing; see the logs")
+            result.error = InternalFailure(f"unexpected {type(exc).__name__} while syncing; see the logs")
         result.duration_ms = int((time.monotonic() - started) * 1000)
         return result
 
@@ -161,6 +154,7 @@ class TargetPipeline:
                 + ", ".join(j.id for j in jobs),
                 details={"jobIds": [j.id for j in jobs]},
             )
+        self.ledger.remember_job(target.name, target.service_principal_id, jobs[0].id)
         return jobs[0].id, jobs[0]
 
     def _resume(

@@ -67,7 +67,12 @@ class Worker:
     def config(self) -> SyncConfig:
         """The validated config; raises ``ConfigInvalid``. Re-read only when its source changed."""
         raw = self._environ.get("SYNC_CONFIG", "")
-        key: tuple[Any, ...] = (raw, self._environ.get("SYNC_ALLOWED_VAULT_HOSTS", ""), _mtime(self.app_root, raw))
+        key: tuple[Any, ...] = (
+            raw,
+            self._environ.get("SYNC_ALLOWED_VAULT_HOSTS", ""),
+            self._environ.get("SYNC_MANAGED_IDENTITY_CLIENT_ID", ""),
+            _mtime(self.app_root, raw),
+        )
         with self._lock:
             if self._config is not None and self._config_key == key:
                 return self._config

@@ -60,7 +60,13 @@ class EventPlan:
     records: list[EventRecord] = field(default_factory=list)
 
 
-def plan_events(config: SyncConfig, parsed: list[KeyVaultEvent | EventInvalid], event_ids: list[str]) -> EventPlan:
+def plan_events(
+    config: SyncConfig,
+    parsed: list[KeyVaultEvent | EventInvalid],
+    event_ids: list[str],
+    known_job: Callable[[Target], str | None] | None = None,
+) -> EventPlan:
+    """``known_job`` names job ids discovered earlier (expiry warnings make no Graph call to find them)."""
     plan = EventPlan()
     to_sync: set[str] = set()
     for item, event_id in zip(parsed, event_ids, strict=True):
@@ -79,13 +85,23 @@ def plan_events(config: SyncConfig, parsed: list[KeyVaultEvent | EventInvalid], 
             to_sync.update(names)
             plan.records.append(EventRecord(item.id, item.event_type, "synced", targets=names))
         else:
-            plan.warnings.extend(expiry_warning(item, t, item.secret_ref) for t in affected)
+            plan.warnings.extend(
+                expiry_warning(item, t, item.secret_ref, t.job_id or (known_job(t) if known_job else None))
+                for t in affected
+            )
             plan.records.append(EventRecord(item.id, item.event_type, "warned", targets=names))
     plan.targets = [t for t in config.targets if t.name in to_sync]
     return plan
 
 
-def expiry_warning(event: KeyVaultEvent, target: Target, ref: SecretRef) -> ResultWarning:
+def expiry_warning(event: KeyVaultEvent, target: Target, ref: SecretRef, job_id: str | None = None) -> ResultWarning:
+    """``job_id``: the configured or an already discovered job id; without one the service principal is named."""
+    job_id = target.job_id or job_id
+    job = (
+        f"job {job_id}"
+        if job_id
+        else f"job not known yet: discovered on service principal {target.service_principal_id} at the next sync"
+    )
     expired = event.event_type.endswith("SecretExpired")
     expires = event.expires_on.isoformat() if event.expires_on else "an unknown time"
     keys = [k for k, s in target.secrets.items() if isinstance(s, KeyVaultSource) and s.ref == ref]
@@ -94,12 +110,12 @@ def expiry_warning(event: KeyVaultEvent, target: Target, ref: SecretRef) -> Resu
     return ResultWarning(
         "SecretExpired" if expired else "SecretNearExpiry",
         f"Key Vault secret '{secret}' in vault '{event.vault_name}' ({', '.join(keys)} of target '{target.name}', "
-        f"job {target.job_id or '(discovered)'}) {verb} {expires}: add a new version before the provisioning job "
+        f"{job}) {verb} {expires}: add a new version before the provisioning job "
         "goes into quarantine",
         details={
             "target": target.name,
             "servicePrincipalId": target.service_principal_id,
-            "jobId": target.job_id,
+            "jobId": job_id,
             "secret": secret,
             "vault": event.vault_name,
             "expiresOn": event.expires_on.isoformat() if event.expires_on else None,

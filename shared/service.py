@@ -63,7 +63,8 @@ class SyncService:
             except EventInvalid as invalid:
                 parsed.append(invalid)
                 ids.append(events.safe_event_id(raw.get("id") if isinstance(raw, dict) else None))
-        plan = plan_events(config, parsed, ids)
+        ledger = self.worker.ledger
+        plan = plan_events(config, parsed, ids, known_job=lambda t: ledger.known_job(t.name, t.service_principal_id))
         outcome = self.sync(config, plan.targets, dry_run=False, invocation_id=invocation_id)
         outcome.warnings.extend(plan.warnings)
         failed = {r.target for r in outcome.results if not r.succeeded or r.needs_retry}

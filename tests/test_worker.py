@@ -24,7 +24,7 @@ def test_clients_and_credential_are_reused_across_invocations(harness: Harness) 
     assert first.graph is second.graph
     assert first.reader("standin-kv") is second.reader("standin-kv")
     assert harness.stack.identity.token_requests() == 2  # one per resource (Key Vault, Graph), ever
-    assert harness.stack.keyvault.challenges_issued == 1
+    assert harness.stack.keyvault.challenges_issued <= 1  # the SDK caches challenges per host, process-wide
 
 
 def test_a_changed_config_builds_new_clients_but_keeps_the_credential(harness: Harness) -> None:

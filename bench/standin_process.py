@@ -1,0 +1,131 @@
+"""The loopback stand-ins in a process of their own, driven by the benches over stdin/stdout.
+
+One JSON object per line in, one per line out (see ``bench.RemoteStandins``). Operations:
+
+- ``setup``: a fresh estate of N SCIM targets (``targets``), each with its own Key Vault secret
+  unless ``shared_secret``; ``quarantined`` of them have their job in quarantine. Answers the
+  environment the app needs and its ``SYNC_CONFIG`` document.
+- ``latency``: seconds added to every request on every stand-in.
+- ``counts``: requests per hop and status, connections accepted, token issuances, challenges.
+- ``storm``: from the ``after``-th Graph request on, Graph answers every request 429 with
+  ``Retry-After: retry_after`` for ``seconds`` (a throttling window measured on the stand-in's clock).
+- ``pushed``: how many targets now hold the current Key Vault token.
+- ``quit``.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import threading
+import time
+from collections import Counter
+from typing import Any
+
+from standins import Fault, StandinStack
+from standins.scenario import Scenario
+
+
+class _Storm:
+    """A time window of 429s on every Graph hop, starting at a given request."""
+
+    def __init__(self, stack: StandinStack, after: int, seconds: float, retry_after: str) -> None:
+        self._original = stack.graph._take_fault
+        self._lock = threading.Lock()
+        self._countdown = after
+        self._seconds = seconds
+        self._fault = Fault.status(429, retry_after=retry_after)
+        self._ends: float | None = None
+
+    def take_fault(self, hop: str) -> Fault | None:
+        with self._lock:
+            if self._ends is None:
+                if self._countdown > 0:
+                    self._countdown -= 1
+                    return self._original(hop)
+                self._ends = time.monotonic() + self._seconds
+            if time.monotonic() < self._ends:
+                return self._fault
+        return self._original(hop)
+
+
+class StandinProcess:
+    def __init__(self) -> None:
+        self.stack = StandinStack().start()
+        self.scenario = Scenario(self.stack)
+
+    def setup(self, targets: int, shared_secret: bool = False, quarantined: int = 0) -> dict[str, Any]:
+        self.stack.reset()
+        self.stack.graph.__dict__.pop("_take_fault", None)
+        self.scenario = Scenario(self.stack)
+        for index in range(targets):
+            self.scenario.add_target(
+                f"target-{index:04d}",
+                secret_name="shared-token" if shared_secret else None,
+                job_status="Quarantine" if index < quarantined else "Active",
+            )
+        return {"environ": self.stack.environ(), "config": self.scenario.config_document()}
+
+    def counts(self) -> dict[str, Any]:
+        servers = {"identity": self.stack.identity, "keyvault": self.stack.keyvault, "graph": self.stack.graph}
+        hops: dict[str, dict[str, int]] = {}
+        statuses: dict[str, dict[str, int]] = {}
+        for name, server in servers.items():
+            records = server.requests
+            hops[name] = dict(Counter(r.hop for r in records))
+            statuses[name] = dict(Counter(str(r.status) for r in records))
+        return {
+            "hops": hops,
+            "statuses": statuses,
+            "connections": {name: server.connections_opened for name, server in servers.items()},
+            "tokens": self.stack.identity.token_requests(),
+            "challenges": self.stack.keyvault.challenges_issued,
+        }
+
+    def storm(self, after: int, seconds: float, retry_after: str) -> dict[str, Any]:
+        self.stack.graph._take_fault = _Storm(self.stack, after, seconds, retry_after).take_fault  # type: ignore[method-assign]
+        return {}
+
+    def pushed(self) -> dict[str, Any]:
+        done = sum(
+            self.scenario.job_token(name) == self.scenario.current_token(setup.secret_name)
+            for name, setup in self.scenario.targets.items()
+        )
+        return {"pushed": done, "targets": len(self.scenario.targets)}
+
+    def handle(self, command: dict[str, Any]) -> dict[str, Any]:
+        op = command.pop("op")
+        if op == "setup":
+            return self.setup(**command)
+        if op == "latency":
+            self.stack.set_latency(float(command["seconds"]))
+            return {}
+        if op == "counts":
+            return self.counts()
+        if op == "storm":
+            return self.storm(int(command["after"]), float(command["seconds"]), str(command["retry_after"]))
+        if op == "pushed":
+            return self.pushed()
+        raise ValueError(f"unknown operation {op!r}")
+
+
+def main() -> int:
+    process = StandinProcess()
+    try:
+        for line in sys.stdin:
+            command = json.loads(line)
+            if command.get("op") == "quit":
+                print("{}", flush=True)
+                break
+            try:
+                answer = process.handle(command)
+            except Exception as exc:  # noqa: BLE001 - reported to the bench, which raises
+                answer = {"error": f"{type(exc).__name__}: {exc}"}
+            print(json.dumps(answer), flush=True)
+    finally:
+        process.stack.stop()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
