@@ -25,8 +25,9 @@ def sync_http(req: func.HttpRequest, context: func.Context | None = None) -> fun
     invocation_id = state.invocation_id(context)
     answer = state.service().handle_http(req.method, dict(req.headers), req.get_body() or b"", invocation_id)
     headers = {"x-invocation-id": invocation_id, **answer.headers}
-    body = json.dumps(answer.body) if answer.body or answer.status != 200 or not answer.headers else ""
-    return func.HttpResponse(body, status_code=answer.status, headers=headers, mimetype="application/json")
+    return func.HttpResponse(
+        json.dumps(answer.body), status_code=answer.status, headers=headers, mimetype="application/json"
+    )
 
 
 @app.function_name("keyvault_events")

@@ -5,14 +5,15 @@ short table: what was measured, the ratio or count, its target, and PASS or MISS
 within one run (both sides on the same machine at the same moment), because these machines are
 noisy; benches always exit 0. The tests assert request and connection counts, never wall-clock time.
 
-Helpers shared by the benches live here: the table, medians, running the function app's decorated
-functions like the host does, and :class:`RemoteStandins`, the loopback stand-ins in a process of
-their own, so that the stand-ins' CPU (TLS, JSON, HTTP parsing on a 2-core machine) neither slows
-the app under measurement down nor counts towards its memory.
+Helpers shared by the benches live here: the table, medians, :class:`RemoteApp` (the function app
+in a fresh interpreter: a real cold start, its own RSS) and :class:`RemoteStandins` (the loopback
+stand-ins in a process of their own, so that their CPU -- TLS, JSON, HTTP parsing on a 2-core
+machine -- neither slows the app under measurement down nor counts towards its memory).
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import statistics
@@ -22,7 +23,7 @@ import tempfile
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -79,46 +80,6 @@ def python_env(extra: Mapping[str, str] | None = None) -> dict[str, str]:
     return env
 
 
-# --- The app, called like the Functions host calls it ------------------------------------------------
-
-
-class App:
-    """The decorated functions of ``function_app`` (imported on first use, so cold-start benches control it)."""
-
-    def __init__(self) -> None:
-        import function_app
-
-        self.module = function_app
-        functions = {f.get_function_name(): f.get_user_function() for f in function_app.app.get_functions()}
-        self._sync = functions["sync"]
-
-    def post(self, body: Any = None) -> tuple[int, Any]:
-        import azure.functions as func
-
-        request = func.HttpRequest(
-            method="POST",
-            url="https://localhost/api/sync",
-            headers={"content-type": "application/json"},
-            params={},
-            route_params={},
-            body=b"" if body is None else json.dumps(body).encode(),
-        )
-        response = self._sync(request)
-        text = response.get_body().decode()
-        return response.status_code, (json.loads(text) if text else None)
-
-    def reset(self) -> None:
-        """Forget the worker state, as a new worker process would."""
-        self.module.state.reset()
-
-
-def configure(environ: Mapping[str, str], document: Mapping[str, Any], **overrides: Any) -> None:
-    """Point this process's app at the stand-ins: their environment plus ``SYNC_CONFIG``."""
-    os.environ.update(environ)
-    os.environ.update(BENCH_SETTINGS)
-    os.environ["SYNC_CONFIG"] = json.dumps({**document, **overrides})
-
-
 def write_config(document: Mapping[str, Any], **overrides: Any) -> str:
     """Write a config to a file and return its path (a large document does not fit in one environment variable)."""
     handle, path = tempfile.mkstemp(prefix="bench-sync-config-", suffix=".json")
@@ -130,17 +91,14 @@ def write_config(document: Mapping[str, Any], **overrides: Any) -> str:
 # --- Stand-ins in their own process ----------------------------------------------------------------
 
 
-class RemoteStandins:
-    """The loopback stand-ins served by ``python -m bench.standin_process``, driven over JSON lines.
+class _LineProcess:
+    """A child interpreter running ``python -m MODULE``, driven by one JSON object per line each way."""
 
-    The benches count on the stand-ins, so they run in another process: on a 2-core machine the
-    stand-ins' own TLS and JSON work would otherwise compete with the app for one interpreter's GIL,
-    and the app's peak RSS would include theirs.
-    """
+    module = ""
 
     def __init__(self) -> None:
         self._process = subprocess.Popen(
-            [sys.executable, "-m", "bench.standin_process"],
+            [sys.executable, "-m", self.module],
             cwd=ROOT,
             env=python_env(),
             stdin=subprocess.PIPE,
@@ -155,22 +113,11 @@ class RemoteStandins:
         self._process.stdin.flush()
         line = self._process.stdout.readline()
         if not line:
-            raise RuntimeError(f"the stand-in process ended (exit code {self._process.wait()})")
-        answer = json.loads(line)
+            raise RuntimeError(f"{self.module} ended (exit code {self._process.wait()})")
+        answer: dict[str, Any] = json.loads(line)
         if "error" in answer:
-            raise RuntimeError(f"stand-in process: {answer['error']}")
+            raise RuntimeError(f"{self.module}: {answer['error']}")
         return answer
-
-    def setup(self, targets: int, **options: Any) -> tuple[dict[str, str], dict[str, Any]]:
-        """A fresh estate of ``targets`` SCIM apps; returns (environment, SYNC_CONFIG document)."""
-        answer = self.call("setup", targets=targets, **options)
-        return answer["environ"], answer["config"]
-
-    def counts(self) -> Counts:
-        return Counts(self.call("counts"))
-
-    def set_latency(self, seconds: float) -> None:
-        self.call("latency", seconds=seconds)
 
     def close(self) -> None:
         if self._process.poll() is None:
@@ -184,11 +131,60 @@ class RemoteStandins:
                 self._process.kill()
                 self._process.wait()
 
-    def __enter__(self) -> RemoteStandins:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+class RemoteStandins(_LineProcess):
+    """The loopback stand-ins served by ``python -m bench.standin_process``.
+
+    The benches count on the stand-ins, so they run in another process: on a 2-core machine the
+    stand-ins' own TLS and JSON work would otherwise compete with the app for one interpreter's GIL,
+    and the app's peak RSS would include theirs.
+    """
+
+    module = "bench.standin_process"
+
+    def setup(self, targets: int, **options: Any) -> tuple[dict[str, str], dict[str, Any]]:
+        """A fresh estate of ``targets`` SCIM apps; returns (environment, SYNC_CONFIG document)."""
+        answer = self.call("setup", targets=targets, **options)
+        return answer["environ"], answer["config"]
+
+    def counts(self) -> Counts:
+        return Counts(self.call("counts"))
+
+    def set_latency(self, seconds: float) -> None:
+        self.call("latency", seconds=seconds)
+
+
+class RemoteApp(_LineProcess):
+    """The function app in a fresh interpreter (``python -m bench.app_process``): a real cold start."""
+
+    module = "bench.app_process"
+
+    def configure(self, environ: Mapping[str, str], document: Mapping[str, Any], **overrides: Any) -> None:
+        """The stand-ins' environment and a ``SYNC_CONFIG`` file with ``overrides`` applied."""
+        path = write_config(document, **overrides)
+        self._configs.append(path)
+        self.call("configure", environ={**environ, **BENCH_SETTINGS, "SYNC_CONFIG": path})
+
+    def post(self, body: Any = None) -> dict[str, Any]:
+        return self.call("post", body=body if body is not None else {})
+
+    def close(self) -> None:
+        super().close()
+        for path in self._configs:
+            with contextlib.suppress(OSError):
+                os.unlink(path)
+
+    _configs: list[str]
+
+    def __init__(self) -> None:
+        self._configs = []
+        super().__init__()
 
 
 class Counts:
@@ -224,3 +220,7 @@ class Counts:
     @property
     def challenges(self) -> int:
         return int(self.raw["challenges"])
+
+    @property
+    def cpu(self) -> float:
+        return float(self.raw["cpu"])

@@ -6,7 +6,8 @@ One JSON object per line in, one per line out (see ``bench.RemoteStandins``). Op
   unless ``shared_secret``; ``quarantined`` of them have their job in quarantine. Answers the
   environment the app needs and its ``SYNC_CONFIG`` document.
 - ``latency``: seconds added to every request on every stand-in.
-- ``counts``: requests per hop and status, connections accepted, token issuances, challenges.
+- ``counts``: requests per hop and status, connections accepted, token issuances, challenges, and
+  the CPU seconds this process has used.
 - ``storm``: from the ``after``-th Graph request on, Graph answers every request 429 with
   ``Retry-After: retry_after`` for ``seconds`` (a throttling window measured on the stand-in's clock).
 - ``pushed``: how many targets now hold the current Key Vault token.
@@ -80,6 +81,7 @@ class StandinProcess:
             "connections": {name: server.connections_opened for name, server in servers.items()},
             "tokens": self.stack.identity.token_requests(),
             "challenges": self.stack.keyvault.challenges_issued,
+            "cpu": time.process_time(),
         }
 
     def storm(self, after: int, seconds: float, retry_after: str) -> dict[str, Any]:

@@ -398,7 +398,7 @@ class _Validator:
             self.problem(f"{path}.jobId", "not a synchronization job id (letters, digits, '.', '_', '-')")
         template_id = entry.get("templateId")
         if template_id is not None and not (
-            isinstance(template_id, str) and identifiers.TEMPLATE_ID.match(template_id)
+            isinstance(template_id, str) and identifiers.TEMPLATE_ID.fullmatch(template_id)
         ):
             self.problem(f"{path}.templateId", "not a template id (letters, digits, '.', '_', '-')")
         resume = entry.get("resumeQuarantined", cloud.supports_job_start)

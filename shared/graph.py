@@ -9,9 +9,10 @@ every wait inside the invocation deadline.
 from __future__ import annotations
 
 import json
+import time
 import uuid
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from threading import Lock
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
@@ -30,7 +31,7 @@ from .errors import (
     SyncJobNotFound,
 )
 from .redaction import Redactor, SecretValue
-from .retry import RETRYABLE_STATUSES, Deadline, RetrySettings, ThrottleGate, parse_retry_after
+from .retry import RETRYABLE_STATUSES, Deadline, RetrySettings, ThrottleGate, deadline_scope, parse_retry_after
 
 if TYPE_CHECKING:
     import requests
@@ -91,11 +92,17 @@ class StoredSecret:
 
 @dataclass(frozen=True)
 class GraphCall:
-    """Who is calling: the per-invocation deadline and the redactor for error text."""
+    """Who is calling: the per-invocation deadline and the redactor for error text.
+
+    ``unanswered_writes`` collects, for each PUT that got no answer, the moment until which Graph may
+    still carry it out (see ``GraphClient.straggler_window``): the pipeline keeps the target until then,
+    so such a stray push cannot land after a newer push by the next sync of the same target.
+    """
 
     deadline: Deadline
     redactor: Redactor
     request_ids: list[str]
+    unanswered_writes: list[float] = field(default_factory=list)
 
 
 class GraphClient:
@@ -170,8 +177,9 @@ class GraphClient:
     def start_job(self, sp_id: str, job_id: str, call: GraphCall) -> bool:
         """POST start, which is not idempotent: Microsoft says not to start a running job.
 
-        An unanswered start may have been carried out, so it is never blindly sent again: the job is
-        read back, and only a job still in quarantine is started again.
+        An unanswered start may have been carried out, or may still be on its way, so it is never blindly
+        sent again: the job is read back until it leaves quarantine or the start had time to land (twice
+        the read timeout), and only a job still in quarantine then is started again.
         """
         last: GraphNoAnswer | None = None
         for _ in range(self._settings.max_attempts):
@@ -186,10 +194,31 @@ class GraphClient:
                 return True
             except GraphNoAnswer as no_answer:
                 last = no_answer
-                if not self.get_job(sp_id, job_id, call).quarantined:
+                if self._left_quarantine(sp_id, job_id, call):
                     return True
         assert last is not None
         raise last
+
+    @property
+    def straggler_window(self) -> float:
+        """How long after it was sent an unanswered request is taken to be done or dropped by Graph.
+
+        A request still in Graph's hands when the client gave up (after the read timeout) is assumed
+        to have been carried out or abandoned one more read timeout later.
+        """
+        return 2 * self._settings.read_timeout
+
+    def _left_quarantine(self, sp_id: str, job_id: str, call: GraphCall) -> bool:
+        """Read the job back after an unanswered start; a wait past the deadline fails as retryable."""
+        patience = self.straggler_window
+        interval = max(self._settings.read_timeout / 4, 0.05)
+        waited = 0.0
+        while self.get_job(sp_id, job_id, call).quarantined:
+            if waited >= patience:
+                return False
+            call.deadline.sleep(interval, "reading the job back after an unanswered start")
+            waited += interval
+        return True
 
     # --- Plumbing --------------------------------------------------------------------------------
 
@@ -230,13 +259,15 @@ class GraphClient:
         for attempt in range(1, self._settings.max_attempts + 1):
             self.gate.wait(deadline, what)
             deadline.check(what)
-            token = self._credential.get_token(self.scope).token
+            with deadline_scope(deadline):  # bounds the managed-identity request behind a token-cache miss
+                token = self._credential.get_token(self.scope).token
             client_request_id = str(uuid.uuid4())
             headers = {
                 "Authorization": f"Bearer {token}",
                 "client-request-id": client_request_id,
                 "Accept": "application/json",
             }
+            sent_at = time.monotonic()
             try:
                 response = self.session().request(
                     method,
@@ -250,10 +281,13 @@ class GraphClient:
                     allow_redirects=False,
                 )
             except (requests.ConnectionError, requests.Timeout) as exc:
+                self.gate.passed()  # not a 429: a probe of the throttle gate lets the others go
                 last_error = GraphNoAnswer(
                     f"Graph did not answer {what} ({type(exc).__name__}); retry later",
                     details={"clientRequestId": client_request_id},
                 )
+                if method == "PUT":
+                    call.unanswered_writes.append(sent_at + self.straggler_window)
                 if deadline.expired:
                     raise DeadlineExceeded(f"the invocation deadline passed during {what}") from None
                 if not retry_unanswered:
@@ -261,6 +295,8 @@ class GraphClient:
                 if attempt < self._settings.max_attempts:
                     deadline.sleep(self._settings.backoff(attempt), what)
                 continue
+            if response.status_code != 429:
+                self.gate.passed()  # a probe of the throttle gate got through: the others go too
             request_id = response.headers.get("request-id")
             if request_id:
                 call.request_ids.append(request_id)

@@ -2,6 +2,7 @@
 
 Nothing configured or received is put into a Graph or Key Vault URL unless it matches one of these
 patterns, so no value can change a request's path. Job ids are also URL-encoded where they are used.
+Always ``fullmatch``: with ``match``, ``$`` also matches before a trailing newline.
 """
 
 from __future__ import annotations
@@ -74,23 +75,23 @@ _CASEFOLDED_KEYS = {key.casefold(): key for key in SYNCHRONIZATION_SECRET_KEYS}
 
 
 def is_guid(value: object) -> bool:
-    return isinstance(value, str) and bool(GUID.match(value))
+    return isinstance(value, str) and bool(GUID.fullmatch(value))
 
 
 def is_job_id(value: object) -> bool:
-    return isinstance(value, str) and bool(JOB_ID.match(value)) and ".." not in value
+    return isinstance(value, str) and bool(JOB_ID.fullmatch(value)) and ".." not in value
 
 
 def is_secret_name(value: object) -> bool:
-    return isinstance(value, str) and bool(KEY_VAULT_SECRET_NAME.match(value))
+    return isinstance(value, str) and bool(KEY_VAULT_SECRET_NAME.fullmatch(value))
 
 
 def is_vault_name(value: object) -> bool:
-    return isinstance(value, str) and bool(KEY_VAULT_NAME.match(value))
+    return isinstance(value, str) and bool(KEY_VAULT_NAME.fullmatch(value))
 
 
 def is_target_name(value: object) -> bool:
-    return isinstance(value, str) and bool(TARGET_NAME.match(value))
+    return isinstance(value, str) and bool(TARGET_NAME.fullmatch(value))
 
 
 def suggest_secret_key(key: str) -> str | None:

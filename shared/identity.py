@@ -8,13 +8,26 @@ tokens until five minutes before expiry; it is built once per worker process and
 
 from __future__ import annotations
 
+import copy
+import os
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
-from .errors import ManagedIdentityFailed, ManagedIdentityUnavailable, SyncError
-from .retry import RETRYABLE_STATUSES, RetrySettings
+from .errors import DeadlineExceeded, ManagedIdentityFailed, ManagedIdentityUnavailable, SyncError
+from .retry import RETRYABLE_STATUSES, RetrySettings, current_deadline, deadline_retry_policy_class
 
 if TYPE_CHECKING:
     from azure.core.credentials import AccessToken, AccessTokenInfo, TokenCredential
+
+
+class _Flight:
+    """One credential call in progress, and how it ended."""
+
+    def __init__(self) -> None:
+        self.done = threading.Event()
+        self.error: SyncError | None = None
 
 
 class TokenProvider:
@@ -23,28 +36,66 @@ class TokenProvider:
     def __init__(self, credential: TokenCredential, description: str) -> None:
         self._credential = credential
         self.description = description
+        self._flights: dict[tuple[str, ...], _Flight] = {}
+        self._flights_lock = threading.Lock()
 
     def get_token(self, *scopes: str, **kwargs: Any) -> AccessToken:
-        try:
-            return self._credential.get_token(*scopes, **kwargs)
-        except SyncError:
-            raise
-        except Exception as exc:  # noqa: BLE001 - every credential failure is classified here, once
-            raise self._classify(exc, scopes) from None
+        with self._single_flight(scopes):
+            try:
+                return self._credential.get_token(*scopes, **kwargs)
+            except SyncError:
+                raise
+            except Exception as exc:  # noqa: BLE001 - every credential failure is classified here, once
+                raise self._classify(exc, scopes) from None
 
     def get_token_info(self, *scopes: str, options: Any = None) -> AccessTokenInfo:
-        try:
-            get_info = getattr(self._credential, "get_token_info", None)
-            if get_info is not None:
-                return get_info(*scopes, options=options)
-            from azure.core.credentials import AccessTokenInfo
+        with self._single_flight(scopes):
+            try:
+                get_info = getattr(self._credential, "get_token_info", None)
+                if get_info is not None:
+                    return get_info(*scopes, options=options)
+                from azure.core.credentials import AccessTokenInfo
 
-            token = self._credential.get_token(*scopes)
-            return AccessTokenInfo(token.token, token.expires_on)
-        except SyncError:
+                token = self._credential.get_token(*scopes)
+                return AccessTokenInfo(token.token, token.expires_on)
+            except SyncError:
+                raise
+            except Exception as exc:  # noqa: BLE001
+                raise self._classify(exc, scopes) from None
+
+    @contextmanager
+    def _single_flight(self, scopes: tuple[str, ...]) -> Iterator[None]:
+        """One credential call per scope at a time: callers that arrive meanwhile wait for it.
+
+        The credential caches tokens but does not coalesce concurrent misses, so the first fan-out
+        of a worker process (every target, every Key Vault read at once) would send one token request
+        per thread. Waiting callers then find the token in the cache; when the call failed, they fail
+        with the same error instead of asking a failing endpoint again (unless the error was the
+        caller's own deadline: another invocation may have time left).
+        """
+        with self._flights_lock:
+            flight = self._flights.get(scopes)
+            leader = flight is None
+            if flight is None:
+                flight = self._flights[scopes] = _Flight()
+        if not leader:
+            deadline = current_deadline()
+            if not flight.done.wait(timeout=deadline.remaining() if deadline is not None else None):
+                raise DeadlineExceeded(f"the invocation deadline passed while waiting for a token for {scopes[0]}")
+            error = flight.error
+            if error is not None and not isinstance(error, DeadlineExceeded):
+                raise copy.copy(error)
+            yield
+            return
+        try:
+            yield
+        except SyncError as error:
+            flight.error = error
             raise
-        except Exception as exc:  # noqa: BLE001
-            raise self._classify(exc, scopes) from None
+        finally:
+            with self._flights_lock:
+                del self._flights[scopes]
+            flight.done.set()
 
     def close(self) -> None:
         close = getattr(self._credential, "close", None)
@@ -57,7 +108,11 @@ class TokenProvider:
         scope = scopes[0] if scopes else "?"
         status = getattr(getattr(exc, "response", None), "status_code", None)
         name = type(exc).__name__
-        if isinstance(exc, (ServiceRequestError, ServiceResponseError)) or status in RETRYABLE_STATUSES:
+        transient = isinstance(exc, (ServiceRequestError, ServiceResponseError)) or status in RETRYABLE_STATUSES
+        deadline = current_deadline()
+        if transient and deadline is not None and deadline.expired:
+            return DeadlineExceeded(f"the invocation deadline passed while getting a token for {scope}")
+        if transient:
             return ManagedIdentityUnavailable(
                 f"the {self.description} endpoint did not issue a token for {scope} "
                 f"({name}{f', HTTP {status}' if status else ''}); retry later",
@@ -85,6 +140,12 @@ def managed_identity_provider(client_id: str | None, settings: RetrySettings) ->
     """
     from azure.identity import ManagedIdentityCredential
 
+    kind = "user-assigned managed identity" if client_id else "system-assigned managed identity"
+    extra: dict[str, Any] = {}
+    if _app_service_identity():
+        # The Functions flavour: our policy replaces azure-identity's RetryPolicy (see _identity_retry_policy_class).
+        # Other flavours keep their own policy class (IMDS passes one itself), bounded by the arguments below.
+        extra["retry_policy_class"] = _identity_retry_policy_class(settings, kind)
     credential = ManagedIdentityCredential(
         client_id=client_id,
         retry_total=settings.max_attempts - 1,
@@ -92,9 +153,57 @@ def managed_identity_provider(client_id: str | None, settings: RetrySettings) ->
         retry_backoff_max=settings.backoff_max,
         connection_timeout=settings.connect_timeout,
         read_timeout=settings.read_timeout,
+        **extra,
     )
-    kind = "user-assigned managed identity" if client_id else "system-assigned managed identity"
     return TokenProvider(credential, kind)
+
+
+def _app_service_identity() -> bool:
+    """Whether ``ManagedIdentityCredential`` will use the App Service endpoint (what Azure Functions provides)."""
+    return bool(
+        os.environ.get("IDENTITY_ENDPOINT")
+        and os.environ.get("IDENTITY_HEADER")
+        and not os.environ.get("IDENTITY_SERVER_THUMBPRINT")
+    )
+
+
+def _identity_retry_policy_class(settings: RetrySettings, kind: str) -> type[Any]:
+    """The retry policy of the managed-identity token request: the invocation deadline applies here too.
+
+    azure-identity runs the request through msal, which turns a failed App Service answer into a
+    ``CredentialUnavailableError`` that carries no status (a throttled or failing endpoint would read
+    as "no managed identity here", a permanent failure) and caches a 429/5xx answer for 5 s or its
+    ``Retry-After``. So all retrying happens in this policy, below msal's cache, bounded by the deadline
+    (``shared.retry.deadline_scope``); a failed final answer is raised as our own error instead of
+    being handed to msal: retryable for 429/5xx, permanent for the rest.
+    """
+    base = deadline_retry_policy_class(settings, f"getting a token from the {kind}")
+
+    class IdentityRetryPolicy(base):  # type: ignore[misc, valid-type]
+        def send(self, request: Any) -> Any:
+            response = super().send(request)
+            status = response.http_response.status_code
+            if status < 400:
+                return response
+            resource = request.http_request.query.get("resource", "?")
+            if status in RETRYABLE_STATUSES:
+                raise ManagedIdentityUnavailable(
+                    f"the {kind} endpoint did not issue a token for {resource} (HTTP {status}, "
+                    f"{settings.max_attempts} attempts); retry later",
+                    details={"httpStatus": status},
+                )
+            raise ManagedIdentityFailed(
+                f"the {kind} endpoint refused to issue a token for {resource} (HTTP {status}): "
+                + (
+                    "check that managedIdentityClientId (or SYNC_MANAGED_IDENTITY_CLIENT_ID) names a user-assigned "
+                    "identity attached to this Function App, or omit it to use the system-assigned identity"
+                    if status == 400
+                    else "check that a managed identity is enabled on this Function App (Identity blade) and restart it"
+                ),
+                details={"httpStatus": status},
+            )
+
+    return IdentityRetryPolicy
 
 
 def developer_provider(settings: RetrySettings, managed_identity_client_id: str | None = None) -> TokenProvider:

@@ -12,7 +12,7 @@ from collections.abc import Callable
 from concurrent.futures import Executor, Future
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from threading import Lock
+from threading import Event, Lock
 from typing import TYPE_CHECKING, Any
 
 from .config import KeyVault, SecretRef
@@ -29,10 +29,10 @@ from .errors import (
     SyncError,
 )
 from .redaction import Redactor, SecretValue
-from .retry import Deadline, RetrySettings
+from .retry import Deadline, RetrySettings, deadline_retry_policy_class, deadline_scope
 
 if TYPE_CHECKING:
-    from azure.keyvault.secrets import SecretClient
+    from azure.keyvault.secrets import KeyVaultSecret, SecretClient
 
     from .identity import TokenProvider
 
@@ -76,6 +76,8 @@ class SecretReader:
         self._pool_size = pool_size
         self._client: SecretClient | None = None
         self._lock = Lock()
+        self._first_read = Lock()
+        self._challenge_answered = Event()
 
     def _secret_client(self) -> SecretClient:
         with self._lock:
@@ -90,12 +92,39 @@ class SecretReader:
                     credential=self._credential,
                     # The challenge-resource check stays on except for a loopback stand-in.
                     verify_challenge_resource=not self.vault.is_loopback,
-                    transport=RequestsTransport(session=pooled_session(self._pool_size), session_owner=False),
+                    # Timeouts go to the transport: with a transport given, SecretClient's own timeout
+                    # arguments are not applied (the transport would keep azure-core's 300 s defaults).
+                    transport=RequestsTransport(
+                        session=pooled_session(self._pool_size),
+                        session_owner=False,
+                        connection_timeout=self._settings.connect_timeout,
+                        read_timeout=self._settings.read_timeout,
+                    ),
                     retry_policy=_deadline_retry_policy(self._settings),
                     connection_timeout=self._settings.connect_timeout,
                     read_timeout=self._settings.read_timeout,
                 )
             return self._client
+
+    def _get_secret(self, name: str, deadline: Deadline) -> KeyVaultSecret:
+        """``get_secret`` (latest version); the first read of this vault goes alone.
+
+        Concurrent first reads would each go out without a token, each get the 401 challenge and each
+        ask for a token. So the first read answers the challenge (the SDK then keeps it per vault host
+        for the process) while the others wait for it, and then they all go at once. A first read that
+        fails still lets the others go.
+        """
+        client = self._secret_client()
+        if not self._challenge_answered.is_set() and self._first_read.acquire(timeout=deadline.remaining()):
+            try:
+                if not self._challenge_answered.is_set():
+                    try:
+                        return client.get_secret(name, sync_deadline=deadline, timeout=deadline.remaining())
+                    finally:
+                        self._challenge_answered.set()
+            finally:
+                self._first_read.release()
+        return client.get_secret(name, sync_deadline=deadline, timeout=deadline.remaining())
 
     def read_current(
         self, ref: SecretRef, name: str, deadline: Deadline, now: Callable[[], datetime]
@@ -106,7 +135,9 @@ class SecretReader:
 
         started = time.monotonic()
         try:
-            secret = self._secret_client().get_secret(name, sync_deadline=deadline, timeout=deadline.remaining())
+            # The scope also bounds the token request the SDK makes from inside this call.
+            with deadline_scope(deadline):
+                secret = self._get_secret(name, deadline)
         except SyncError:
             raise
         except AzureError as exc:
@@ -151,7 +182,9 @@ class SecretReader:
         from azure.core.exceptions import AzureError
 
         try:
-            secret = self._secret_client().get_secret(name, sync_deadline=deadline, timeout=deadline.remaining())
+            # The scope also bounds the token request the SDK makes from inside this call.
+            with deadline_scope(deadline):
+                secret = self._get_secret(name, deadline)
         except SyncError:
             raise
         except AzureError as exc:
@@ -218,35 +251,10 @@ def _deadline_retry_policy(settings: RetrySettings) -> Any:
     """azure-core's ``RetryPolicy`` bounded by the invocation deadline passed per call.
 
     Without it a ``Retry-After`` of minutes would be slept through even when the invocation has
-    seconds left; with it such a wait fails at once as ``DeadlineExceeded`` (retryable).
+    seconds left; with it such a wait fails at once as ``DeadlineExceeded`` (retryable). See
+    ``shared.retry.deadline_retry_policy_class`` for what else it changes.
     """
-    from azure.core.pipeline.policies import RetryPolicy
-
-    class DeadlineRetryPolicy(RetryPolicy):
-        def configure_retries(self, options: dict[str, Any]) -> dict[str, Any]:
-            deadline = options.pop("sync_deadline", None)
-            retry_settings = super().configure_retries(options)
-            retry_settings["sync_deadline"] = deadline
-            return retry_settings
-
-        def sleep(self, retry_settings: dict[str, Any], transport: Any, response: Any = None) -> None:
-            deadline: Deadline | None = retry_settings.get("sync_deadline")
-            if deadline is None:
-                super().sleep(retry_settings, transport, response=response)
-                return
-            delay = self.get_retry_after(response) if response is not None else None
-            if delay is None:
-                delay = self.get_backoff_time(retry_settings)
-            deadline.sleep(delay, "a Key Vault request")
-
-    return DeadlineRetryPolicy(
-        retry_total=settings.max_attempts - 1,
-        retry_connect=settings.max_attempts - 1,
-        retry_read=settings.max_attempts - 1,
-        retry_status=settings.max_attempts - 1,
-        retry_backoff_factor=settings.backoff_base,
-        retry_backoff_max=settings.backoff_max,
-    )
+    return deadline_retry_policy_class(settings, "a Key Vault request")()
 
 
 class SecretResolver:

@@ -68,7 +68,10 @@ class TargetPipeline:
         call = GraphCall(self.invocation.deadline, self.invocation.redactor, result.graph_request_ids)
         try:
             with self.ledger.hold(target.name, target.service_principal_id, self.invocation.deadline) as lease:
-                self._sync(target, result, call, lease)
+                try:
+                    self._sync(target, result, call, lease)
+                finally:
+                    _let_unanswered_pushes_land(call)
         except SyncError as error:
             result.status = "failed"
             result.error = error
@@ -181,6 +184,18 @@ class TargetPipeline:
                     details={"cause": error.code},
                 )
             )
+
+
+def _let_unanswered_pushes_land(call: GraphCall) -> None:
+    """Keep the target until a PUT that got no answer can no longer be carried out (within the deadline).
+
+    Graph may still apply it after the client gave up; released at once, the next sync of the target
+    in this process could push newer values that this stray push would then overwrite.
+    """
+    if call.unanswered_writes:
+        wait = min(max(call.unanswered_writes) - time.monotonic(), call.deadline.remaining())
+        if wait > 0:
+            time.sleep(wait)
 
 
 def merge_secrets(

@@ -11,8 +11,11 @@ import email.utils
 import random
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass
+from typing import Any
 
 from .errors import DeadlineExceeded
 
@@ -96,6 +99,8 @@ class Deadline:
 
     def sleep(self, seconds: float, doing: str) -> None:
         """Wait, unless the wait itself would end past the deadline: then fail now, as retryable."""
+        if self.expired:
+            raise DeadlineExceeded(f"the invocation deadline ({self.seconds:g} s) passed before retrying {doing}")
         if seconds >= self.remaining():
             raise DeadlineExceeded(
                 f"waiting {seconds:.1f} s before retrying {doing} would pass the invocation deadline "
@@ -113,22 +118,147 @@ class ThrottleGate:
     """Shared by every worker that calls one service: a 429 closes it for ``Retry-After`` seconds.
 
     During a fan-out a throttled service then sees one waiting crowd instead of every worker
-    retrying on its own schedule.
+    retrying on its own schedule. When it reopens, one request goes first (the probe) and the others
+    wait for its answer, so a throttling that outlasts its ``Retry-After`` costs one more 429 per
+    window instead of one per worker. The caller reports every attempt that did not end in a 429
+    with ``passed`` (a 429 with ``close_for``); a probe that never reports back loses its turn
+    after ``probe_lease`` seconds.
     """
 
-    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(self, clock: Callable[[], float] = time.monotonic, probe_lease: float = 30.0) -> None:
         self._clock = clock
         self._lock = threading.Lock()
+        self._changed = threading.Condition(self._lock)
         self._open_at = 0.0
+        self._throttled = False  # a 429 closed the gate and no request has passed since
+        self._probe: object | None = None  # the turn of the request testing whether it is over
+        self._probe_until = 0.0
+        self._probe_lease = probe_lease
+        self._mine = threading.local()
 
     def close_for(self, seconds: float) -> None:
         with self._lock:
             self._open_at = max(self._open_at, self._clock() + seconds)
+            self._throttled = True
+            if self._holds_probe():
+                self._probe = None
+            self._changed.notify_all()
+
+    def passed(self) -> None:
+        """This thread's request ended without a 429 (another answer, or none): a probe opens the gate."""
+        with self._lock:
+            if self._holds_probe():
+                self._probe = None
+                self._throttled = False
+                self._changed.notify_all()
 
     def wait_time(self) -> float:
         with self._lock:
             return max(0.0, self._open_at - self._clock())
 
     def wait(self, deadline: Deadline, doing: str) -> None:
-        while (delay := self.wait_time()) > 0:
+        while True:
+            with self._lock:
+                now = self._clock()
+                delay = self._open_at - now
+                if delay <= 0:
+                    if not self._throttled or self._holds_probe():
+                        return
+                    if self._probe is None or now >= self._probe_until:
+                        self._probe = self._mine.turn = object()
+                        self._probe_until = now + self._probe_lease
+                        return
+                    deadline.check(doing)  # the probe is out: wait for its answer
+                    self._changed.wait(timeout=min(self._probe_until - now, deadline.remaining()))
+                    continue
             deadline.sleep(delay, doing)
+
+    def _holds_probe(self) -> bool:
+        return self._probe is not None and getattr(self._mine, "turn", None) is self._probe
+
+
+#: The deadline of the invocation running in this thread. SDK pipelines (Key Vault, and the managed-identity
+#: token request that azure-identity and msal run on our behalf) cannot be handed it per call, so they read it here.
+_CURRENT_DEADLINE: ContextVar[Deadline | None] = ContextVar("sync_deadline", default=None)
+
+
+@contextmanager
+def deadline_scope(deadline: Deadline) -> Iterator[Deadline]:
+    """Make ``deadline`` the one that SDK calls made from this thread observe (see ``DeadlineRetryPolicy``)."""
+    token = _CURRENT_DEADLINE.set(deadline)
+    try:
+        yield deadline
+    finally:
+        _CURRENT_DEADLINE.reset(token)
+
+
+def current_deadline() -> Deadline | None:
+    return _CURRENT_DEADLINE.get()
+
+
+def deadline_retry_policy_class(settings: RetrySettings, doing: str) -> type[Any]:
+    """An azure-core ``RetryPolicy`` class that behaves like the Graph client's retries.
+
+    azure-core's own policy would retry any 4xx that carries ``Retry-After``, sleep a ``Retry-After`` of minutes
+    whatever the invocation has left, back off without jitter, and keep the transport's 300 s default timeouts.
+    This one retries only ``RETRYABLE_STATUSES`` and connection faults, waits ``Retry-After`` or jittered backoff
+    through the invocation's ``Deadline`` (a wait past it fails at once as ``DeadlineExceeded``), and bounds every
+    attempt's connect and read timeouts by the configured values and by the time left. The deadline comes from the
+    ``sync_deadline`` request option or, failing that, from ``deadline_scope``.
+
+    A class rather than an instance because azure-identity builds its pipeline from ``retry_policy_class``.
+    """
+    from azure.core.pipeline.policies import RetryPolicy
+
+    retries = settings.max_attempts - 1
+
+    class DeadlineRetryPolicy(RetryPolicy):
+        def __init__(self, **kwargs: Any) -> None:
+            kwargs.update(
+                retry_total=retries,
+                retry_connect=retries,
+                retry_read=retries,
+                retry_status=retries,
+                retry_backoff_factor=settings.backoff_base,
+                retry_backoff_max=settings.backoff_max,
+            )
+            super().__init__(**kwargs)
+
+        def configure_retries(self, options: dict[str, Any]) -> dict[str, Any]:
+            deadline: Deadline | None = options.pop("sync_deadline", None) or current_deadline()
+            retry_settings = super().configure_retries(options)
+            retry_settings["sync_deadline"] = deadline
+            retry_settings["sync_options"] = options  # the per-request options the transport reads on every attempt
+            if deadline is not None:
+                deadline.check(doing)
+            self._bound_timeouts(retry_settings)
+            return retry_settings
+
+        @staticmethod
+        def _bound_timeouts(retry_settings: dict[str, Any]) -> None:
+            deadline: Deadline | None = retry_settings.get("sync_deadline")
+            options: dict[str, Any] = retry_settings["sync_options"]
+            connect, read = settings.connect_timeout, settings.read_timeout
+            if deadline is not None:
+                connect, read = deadline.timeout(connect), deadline.timeout(read)
+            options["connection_timeout"] = connect
+            options["read_timeout"] = read
+
+        def is_retry(self, settings_: dict[str, Any], response: Any) -> bool:
+            if response.http_response.status_code not in RETRYABLE_STATUSES:
+                return False  # 400, 401, 403, 404 (and the like) never, even with Retry-After
+            return super().is_retry(settings_, response)
+
+        def sleep(self, retry_settings: dict[str, Any], transport: Any, response: Any = None) -> None:
+            delay = self.get_retry_after(response) if response is not None else None
+            if delay is None:
+                delay = settings.backoff(max(1, len(retry_settings["history"])))
+            deadline: Deadline | None = retry_settings.get("sync_deadline")
+            if deadline is None:
+                if delay > 0:
+                    transport.sleep(delay)
+            else:
+                deadline.sleep(delay, doing)
+            self._bound_timeouts(retry_settings)
+
+    return DeadlineRetryPolicy

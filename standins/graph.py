@@ -94,6 +94,7 @@ class _ServicePrincipal:
     stored: dict[str, str] = field(default_factory=dict)
     history: list[dict[str, str]] = field(default_factory=list)
     accepted: dict[str, str] | None = None
+    also_accepted: list[dict[str, str]] = field(default_factory=list)
     validations: list[bool] = field(default_factory=list)
 
 
@@ -195,6 +196,14 @@ class GraphStandin(StandinServer):
         """
         with self._lock:
             self._sp(sp_id).accepted = dict(credentials)
+
+    def also_accept_credentials(self, sp_id: str, credentials: Mapping[str, str]) -> None:
+        """Keep accepting another set as well (an old token that stays valid during a rotation).
+
+        :meth:`accept_credentials` does not clear these.
+        """
+        with self._lock:
+            self._sp(sp_id).also_accepted.append(dict(credentials))
 
     def validations(self, sp_id: str) -> list[bool]:
         """Outcome of every validateCredentials call that reached the target-application check."""
@@ -472,8 +481,8 @@ class GraphStandin(StandinServer):
             submitted = dict(sp.stored)
         else:
             submitted = self._pairs(request, "credentials")
-        accepted = sp.accepted
-        ok = accepted is not None and all(submitted.get(key) == value for key, value in accepted.items())
+        candidates = ([sp.accepted] if sp.accepted is not None else []) + sp.also_accepted
+        ok = any(all(submitted.get(key) == value for key, value in accepted.items()) for accepted in candidates)
         sp.validations.append(ok)
         if ok:
             return Response(204)
