@@ -63,7 +63,8 @@ def main(argv: list[str]) -> int:
         return subprocess.call([python, "-m", "ruff", "check", ".", *rest])
     if command == "bench":
         if not rest:
-            print("benches:", ", ".join(sorted(p.stem for p in (ROOT / "bench").glob("*.py") if p.stem != "__init__")))
+            helpers = {"__init__", "app_process", "standin_process"}  # child processes the benches start
+            print("benches:", ", ".join(sorted(p.stem for p in (ROOT / "bench").glob("*.py") if p.stem not in helpers)))
             return 0
         return subprocess.call([python, "-m", f"bench.{rest[0]}", *rest[1:]])
     print(f"unknown command {command!r}\n{__doc__}", file=sys.stderr)

@@ -61,7 +61,11 @@ def print_table(title: str, rows: Iterable[Row], notes: Iterable[str] = ()) -> N
     print("  ".join(h.ljust(w) for h, w in zip(headers, widths, strict=True)).rstrip())
     print(line)
     for r in rows:
-        print("  ".join(c.ljust(w) for c, w in zip((r.what, r.measured, r.target, r.verdict), widths, strict=True)).rstrip())
+        print(
+            "  ".join(
+                c.ljust(w) for c, w in zip((r.what, r.measured, r.target, r.verdict), widths, strict=True)
+            ).rstrip()
+        )
     for note in notes:
         print(f"  note: {note}")
     sys.stdout.flush()
@@ -196,7 +200,9 @@ class Counts:
     def __sub__(self, earlier: Counts) -> Counts:
         def minus(now: Any, before: Any) -> Any:
             if isinstance(now, dict):
-                return {k: minus(v, (before or {}).get(k, 0 if not isinstance(v, dict) else {})) for k, v in now.items()}
+                return {
+                    k: minus(v, (before or {}).get(k, 0 if not isinstance(v, dict) else {})) for k, v in now.items()
+                }
             return now - (before or 0)
 
         return Counts(minus(self.raw, earlier.raw))

@@ -7,6 +7,7 @@ challenge (azure-keyvault caches challenges per process), no pooled connection. 
 One JSON object per line in, one per line out. Operations:
 
 - ``import``: import ``function_app``; answers the seconds it took and which heavy modules it loaded.
+- ``preload``: import what the first invocation would import (to split its time); answers the seconds.
 - ``configure``: ``environ`` entries to set (the stand-ins' environment, ``SYNC_CONFIG``, settings).
 - ``post``: call the ``sync`` HTTP function with ``body``; answers the status, the seconds until the
   response, and the per-target statuses and error codes.
@@ -21,6 +22,7 @@ One JSON object per line in, one per line out. Operations:
 
 from __future__ import annotations
 
+import importlib
 import json
 import logging
 import os
@@ -33,6 +35,16 @@ from typing import Any
 
 #: Modules a cold import of function_app must not load (they load on the first invocation).
 HEAVY_MODULES = ("azure.identity", "azure.keyvault", "azure.core", "requests", "msal", "urllib3")
+
+
+#: What the first invocation imports (the product modules behind AppState.service() and the SDKs).
+PRELOAD_MODULES = (
+    "shared.service",
+    "requests",
+    "azure.identity",
+    "azure.keyvault.secrets",
+    "azure.core.pipeline.transport",
+)
 
 
 class _PerWorkerGate:
@@ -136,6 +148,11 @@ class AppProcess:
         op = command.pop("op")
         if op == "import":
             return self.do_import()
+        if op == "preload":
+            started = time.perf_counter()
+            for module in PRELOAD_MODULES:
+                importlib.import_module(module)
+            return {"seconds": time.perf_counter() - started}
         if op == "configure":
             os.environ.update(command["environ"])
             return {}

@@ -6,6 +6,8 @@ peak memory of a 1,000-target invocation.
 Every stand-in adds 50 ms to every call. The speedup of ``concurrency: 8`` over ``concurrency: 1``
 should be at least 0.8 x the bound. Both runs are warm (a first run at zero latency fills the
 connection pools, tokens and the Key Vault challenge), so the ratio compares the fan-out alone.
+The config lists the targets in the reverse order of their secret names: the bench must not depend
+on the two orders agreeing (they rarely do; Key Vault reads are queued in the order targets need them).
 
 The app runs in its own interpreter and the stand-ins in another: on this 2-core machine, stand-ins
 in the app's process would compete with it for the GIL (their TLS, HTTP parsing and JSON per request
@@ -24,11 +26,14 @@ BOUND = 8
 LATENCY = 0.05
 RSS_TARGETS = 1000
 RSS_LIMIT_MB = 150.0
-#: Round trips per target in a warm invocation: Key Vault GET, validate, GET secrets, PUT secrets, GET job.
-CALLS_PER_TARGET = 5
+#: Graph round trips per target in a warm invocation: validate, GET secrets, PUT secrets, GET job. The Key Vault
+#: reads run on their own pool ahead of the targets, so they overlap the Graph calls.
+GRAPH_CALLS_PER_TARGET = 4
 
 
-def timed_run(standins: RemoteStandins, app: RemoteApp, environ: dict[str, str], document: dict, concurrency: int) -> float:
+def timed_run(
+    standins: RemoteStandins, app: RemoteApp, environ: dict[str, str], document: dict, concurrency: int
+) -> float:
     app.configure(environ, document, concurrency=concurrency)
     standins.set_latency(0.0)
     warm_up = app.post()  # fills pools, tokens and the challenge for this configuration
@@ -43,7 +48,7 @@ def timed_run(standins: RemoteStandins, app: RemoteApp, environ: dict[str, str],
 def run() -> None:
     started = time.monotonic()
     with RemoteStandins() as standins:
-        environ, document = standins.setup(TARGETS)
+        environ, document = standins.setup(TARGETS, reverse=True)
         with RemoteApp() as app:
             concurrent = timed_run(standins, app, environ, document, BOUND)
             sequential = timed_run(standins, app, environ, document, 1)
@@ -59,13 +64,22 @@ def run() -> None:
             assert many["statuses"] == {"pushed": RSS_TARGETS}, many
             rss_many = float(app.call("rss")["mb"])
 
-    ideal = TARGETS * CALLS_PER_TARGET * LATENCY
+    floor = TARGETS * GRAPH_CALLS_PER_TARGET * LATENCY
     rows = [
-        Row(f"{TARGETS} targets, concurrency 1", f"{sequential:.2f} s", f"(latency alone: {ideal:.1f} s)"),
-        Row(f"{TARGETS} targets, concurrency {BOUND}", f"{concurrent:.2f} s", f"(latency alone: {ideal / BOUND:.2f} s)"),
+        Row(f"{TARGETS} targets, concurrency 1", f"{sequential:.2f} s", f"(Graph latency alone: {floor:.1f} s)"),
+        Row(
+            f"{TARGETS} targets, concurrency {BOUND}",
+            f"{concurrent:.2f} s",
+            f"(Graph latency alone: {floor / BOUND:.2f} s)",
+        ),
         Row("speedup", f"{speedup:.2f}x", f">= {0.8 * BOUND:.1f}x (0.8 x {BOUND})", speedup >= 0.8 * BOUND),
         Row("peak RSS after 1 target (SDKs loaded)", f"{rss_one:.0f} MB"),
-        Row(f"peak RSS after {RSS_TARGETS} targets", f"{rss_many:.0f} MB", f"< {RSS_LIMIT_MB:.0f} MB", rss_many < RSS_LIMIT_MB),
+        Row(
+            f"peak RSS after {RSS_TARGETS} targets",
+            f"{rss_many:.0f} MB",
+            f"< {RSS_LIMIT_MB:.0f} MB",
+            rss_many < RSS_LIMIT_MB,
+        ),
         Row(f"{RSS_TARGETS} targets at zero latency", f"{float(many['seconds']):.2f} s"),
     ]
     print_table(

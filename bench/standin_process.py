@@ -3,7 +3,8 @@
 One JSON object per line in, one per line out (see ``bench.RemoteStandins``). Operations:
 
 - ``setup``: a fresh estate of N SCIM targets (``targets``), each with its own Key Vault secret
-  unless ``shared_secret``; ``quarantined`` of them have their job in quarantine. Answers the
+  unless ``shared_secret``; ``quarantined`` of them have their job in quarantine; ``reverse`` lists
+  them in the config from the last to the first (secret names then sort against the config order). Answers the
   environment the app needs and its ``SYNC_CONFIG`` document.
 - ``latency``: seconds added to every request on every stand-in.
 - ``counts``: requests per hop and status, connections accepted, token issuances, challenges, and
@@ -55,11 +56,13 @@ class StandinProcess:
         self.stack = StandinStack().start()
         self.scenario = Scenario(self.stack)
 
-    def setup(self, targets: int, shared_secret: bool = False, quarantined: int = 0) -> dict[str, Any]:
+    def setup(
+        self, targets: int, shared_secret: bool = False, quarantined: int = 0, reverse: bool = False
+    ) -> dict[str, Any]:
         self.stack.reset()
         self.stack.graph.__dict__.pop("_take_fault", None)
         self.scenario = Scenario(self.stack)
-        for index in range(targets):
+        for index in reversed(range(targets)) if reverse else range(targets):
             self.scenario.add_target(
                 f"target-{index:04d}",
                 secret_name="shared-token" if shared_secret else None,

@@ -65,22 +65,22 @@ def run() -> None:
             extra = int(result["extra"])  # type: ignore[call-overload]
             further_windows = max(0, math.ceil(seconds / RETRY_AFTER) - 1)
             bound = WORKERS + further_windows
+            target = f"<= {bound} ({WORKERS} in flight + {further_windows} probe{'s' if further_windows != 1 else ''})"
             rows.append(
                 Row(
                     f"{VARIANTS[gate]}: {seconds:g} s storm",
                     f"{extra} extra ({extra / WORKERS:.2f}/worker), {result['pushed']}/{TARGETS} pushed",
-                    (f"<= {bound} ({WORKERS} in flight + {further_windows} probe{'s' if further_windows != 1 else ''})"
-                     if gate is None else "comparison"),
+                    target if gate is None else "comparison",
                     extra <= bound and result["pushed"] == TARGETS if gate is None else None,
-                )  # fmt: skip
+                )
             )
             notes.append(
                 f"{VARIANTS[gate]}, {seconds:g} s storm: {result['throttled']} answers 429, "
                 f"invocation {result['seconds']:.2f} s" + (f", errors {result['errors']}" if result["errors"] else "")
             )
     notes.append(
-        f"a {RETRY_AFTER:g} s Retry-After covers the 0.5 s storm (target: 1 extra per worker); the 2.5 s storm outlasts "
-        "it by 2 windows"
+        f"a {RETRY_AFTER:g} s Retry-After covers the 0.5 s storm (target: 1 extra per worker); "
+        "the 2.5 s storm outlasts it by 2 windows"
     )
     print_table(
         f"Graph 429 storm during a fan-out ({TARGETS} targets, {WORKERS} workers, every call +{LATENCY * 1000:.0f} ms, "

@@ -34,6 +34,6 @@ def run_sync(services: Services, targets: list[Target], invocation: Invocation) 
         resolver = SecretResolver(
             services.reader, names, invocation.deadline, invocation.redactor, read_pool, now=invocation.now
         )
-        resolver.prefetch(set(names))
+        resolver.prefetch(names)  # first-use order: the first targets' secrets are read first
         pipeline = TargetPipeline(config, services.graph, resolver, services.ledger, invocation)
         return list(sync_pool.map(pipeline.run, targets))

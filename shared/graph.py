@@ -299,7 +299,7 @@ class GraphClient:
                 self.gate.passed()  # a probe of the throttle gate got through: the others go too
             request_id = response.headers.get("request-id")
             if request_id:
-                call.request_ids.append(request_id)
+                call.request_ids.append(call.redactor.scrub(request_id)[:200])
             if 200 <= response.status_code < 300:
                 return response
             error = self._error_for(response, what, path, call.redactor)
@@ -325,7 +325,7 @@ class GraphClient:
             details["graphInnerCode"] = inner_code
         request_id = response.headers.get("request-id")
         if request_id:
-            details["graphRequestId"] = request_id
+            details["graphRequestId"] = redactor.scrub(request_id)[:200]
         said = (
             f" Graph said: {code or 'no code'}{f' / {inner_code}' if inner_code else ''}: {message}" if message else ""
         )
@@ -382,4 +382,9 @@ def _graph_error(response: requests.Response, redactor: Redactor) -> tuple[str |
         if isinstance(nested, dict):
             inner_code = nested.get("code") if isinstance(nested.get("code"), str) else None
             message = nested.get("message") if isinstance(nested.get("message"), str) else message
-    return code, redactor.scrub(message)[:500], inner_code
+    # Everything taken from the answer is scrubbed, codes too: a service may echo what it was sent anywhere.
+    return (
+        redactor.scrub(code)[:200] if code else None,
+        redactor.scrub(message)[:500],
+        redactor.scrub(inner_code)[:200] if inner_code else None,
+    )

@@ -12,6 +12,9 @@ from .errors import RequestInvalid, RequestTooLarge
 
 #: Event Grid delivers at most 1 MB per batch; a sync request is tiny. Anything larger is refused.
 MAX_BODY_BYTES = 1024 * 1024
+#: Event Grid delivers at most 5,000 events per batch (``maxEventsPerBatch``). A body of a million bytes
+#: could otherwise carry ~350,000 empty events, each answered and logged: refused like an oversized body.
+MAX_EVENTS_PER_BATCH = 5000
 _REQUEST_FIELDS = ("targets", "secrets", "dryRun")
 _MAX_NAMES = 1000
 
@@ -63,6 +66,8 @@ def parse_body(body: bytes) -> HttpBody:
 def _event_batch(batch: list[Any]) -> HttpBody:
     if not batch:
         raise RequestInvalid("an event batch must not be empty")
+    if len(batch) > MAX_EVENTS_PER_BATCH:
+        raise RequestTooLarge(f"an event batch holds at most {MAX_EVENTS_PER_BATCH} events")
     if not all(isinstance(e, dict) for e in batch):
         raise RequestInvalid("every element of an event batch must be a JSON object")
     code = events.validation_code(batch[0])

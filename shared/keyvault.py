@@ -8,7 +8,7 @@ or not-yet-valid current version fails the target; there is no fallback to an ol
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from concurrent.futures import Executor, Future
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -155,7 +155,8 @@ class SecretReader:
             )
         if props.not_before is not None and props.not_before > moment:
             raise KeyVaultSecretNotYetValid(
-                f"the current version of {where} is not valid before {props.not_before.isoformat()}",
+                f"the current version of {where} is not valid before {props.not_before.isoformat()}: syncs "
+                "succeed from then on; to push sooner, add a version that is valid now",
                 details={"notBefore": props.not_before.isoformat()},
             )
         if secret.value is None:
@@ -212,7 +213,11 @@ class SecretReader:
         error_code = _inner_code(exc)
         details: dict[str, Any] = {"httpStatus": status} if status else {}
         if isinstance(exc, ResourceNotFoundError) or status == 404:
-            return KeyVaultSecretNotFound(f"{where} does not exist (or was deleted)", details=details)
+            return KeyVaultSecretNotFound(
+                f"{where} does not exist (or was deleted): create it (or recover it if soft-deleted), or fix "
+                "keyVaultSecret / keyVault in the config",
+                details=details,
+            )
         if status == 403 and (error_code == "SecretDisabled" or "disabled" in str(getattr(exc, "message", "")).lower()):
             return KeyVaultSecretDisabled(f"the current version of {where} is disabled: enable it or add a new version")
         if status == 403:
@@ -282,8 +287,9 @@ class SecretResolver:
         self._futures: dict[SecretRef, Future[ResolvedSecret]] = {}
         self._lock = Lock()
 
-    def prefetch(self, refs: set[SecretRef]) -> None:
-        for ref in sorted(refs):
+    def prefetch(self, refs: Iterable[SecretRef]) -> None:
+        """Queue the reads in the order given: the order the targets need them, so the first targets start first."""
+        for ref in refs:
             self._future(ref)
 
     def get(self, ref: SecretRef) -> ResolvedSecret:

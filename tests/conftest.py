@@ -46,8 +46,11 @@ def harness(
     yield harness
     function_app.state.reset()
     captured = capsys.readouterr()
+    # In teardown caplog.text/records hold the teardown phase only: the test body's records are in "call".
+    records = [*caplog.get_records("setup"), *caplog.get_records("call"), *caplog.records]
+    formatter = logging.Formatter()
     haystacks = {
-        "log records": caplog.text + "".join(repr(r.__dict__) for r in caplog.records),
+        "log records": "".join(formatter.format(r) + repr(r.__dict__) for r in records),
         "responses and raised errors": "\n".join(harness.transcript),
         "printed output": captured.out + captured.err,
     }
