@@ -336,23 +336,10 @@ def _read_secrets(config: SyncConfig, services: Services) -> dict[SecretRef, _Se
 
 def _find_job(services: Services, target: Target, call: Any) -> SyncJob:
     """The configured job, or the only job of the service principal (the pipeline's discovery rule)."""
-    from .errors import SyncJobAmbiguous, SyncJobNotFound
-
     graph = services.graph
     if target.job_id:
         return graph.get_job(target.service_principal_id, target.job_id, call)
-    jobs = graph.list_jobs(target.service_principal_id, call)
-    if not jobs:
-        raise SyncJobNotFound(
-            "the service principal has no synchronization job: set up provisioning on the enterprise application first"
-        )
-    if len(jobs) > 1:
-        raise SyncJobAmbiguous(
-            f"the service principal has {len(jobs)} synchronization jobs; set jobId to one of: "
-            + ", ".join(j.id for j in jobs),
-            details={"jobIds": [j.id for j in jobs]},
-        )
-    return jobs[0]
+    return graph.only_job(target.service_principal_id, call)
 
 
 # --- check ----------------------------------------------------------------------------------------

@@ -28,6 +28,7 @@ from .errors import (
     GraphUnavailable,
     ServicePrincipalNotFound,
     SyncError,
+    SyncJobAmbiguous,
     SyncJobNotFound,
 )
 from .redaction import Redactor, SecretValue
@@ -133,6 +134,22 @@ class GraphClient:
         body = self._send("GET", self._sp_path(sp_id, "jobs"), "list synchronization jobs", call).json()
         values = body.get("value") if isinstance(body, dict) else None
         return [SyncJob.from_json(j) for j in values or [] if isinstance(j, dict)]
+
+    def only_job(self, sp_id: str, call: GraphCall) -> SyncJob:
+        """Discovery when the config names no job: the service principal must have exactly one."""
+        jobs = self.list_jobs(sp_id, call)
+        if not jobs:
+            raise SyncJobNotFound(
+                "the service principal has no synchronization job: set up provisioning on the enterprise application "
+                "first"
+            )
+        if len(jobs) > 1:
+            raise SyncJobAmbiguous(
+                f"the service principal has {len(jobs)} synchronization jobs; set jobId to one of: "
+                + ", ".join(j.id for j in jobs),
+                details={"jobIds": [j.id for j in jobs]},
+            )
+        return jobs[0]
 
     def get_job(self, sp_id: str, job_id: str, call: GraphCall) -> SyncJob:
         return SyncJob.from_json(

@@ -126,22 +126,26 @@ class SecretReader:
                 self._first_read.release()
         return client.get_secret(name, sync_deadline=deadline, timeout=deadline.remaining())
 
-    def read_current(
-        self, ref: SecretRef, name: str, deadline: Deadline, now: Callable[[], datetime]
-    ) -> ResolvedSecret:
-        """The current version, checked for enabled / expiry / not-before."""
+    def _fetch(self, name: str, deadline: Deadline) -> KeyVaultSecret:
+        """The current version as the SDK returns it; SDK errors become typed errors."""
         deadline.check(f"reading Key Vault secret '{name}'")
         from azure.core.exceptions import AzureError
 
-        started = time.monotonic()
         try:
             # The scope also bounds the token request the SDK makes from inside this call.
             with deadline_scope(deadline):
-                secret = self._get_secret(name, deadline)
+                return self._get_secret(name, deadline)
         except SyncError:
             raise
         except AzureError as exc:
             raise self._classify(exc, name, deadline) from None
+
+    def read_current(
+        self, ref: SecretRef, name: str, deadline: Deadline, now: Callable[[], datetime]
+    ) -> ResolvedSecret:
+        """The current version, checked for enabled / expiry / not-before."""
+        started = time.monotonic()
+        secret = self._fetch(name, deadline)
         finished = time.monotonic()
         props = secret.properties
         where = f"secret '{name}' in vault '{self.vault.name}' (version {props.version})"
@@ -179,18 +183,7 @@ class SecretReader:
         Key Vault has no attributes-only read of the latest version, so this reads the secret like a
         sync does (which also proves the identity may read it) and drops the value here.
         """
-        deadline.check(f"reading Key Vault secret '{name}'")
-        from azure.core.exceptions import AzureError
-
-        try:
-            # The scope also bounds the token request the SDK makes from inside this call.
-            with deadline_scope(deadline):
-                secret = self._get_secret(name, deadline)
-        except SyncError:
-            raise
-        except AzureError as exc:
-            raise self._classify(exc, name, deadline) from None
-        props = secret.properties
+        props = self._fetch(name, deadline).properties
         return SecretInfo(
             name=props.name or name,
             vault=self.vault.name,

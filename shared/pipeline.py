@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 
 from .config import KeyVaultSource, LiteralSource, SyncConfig, Target
-from .errors import InternalFailure, SyncError, SyncJobAmbiguous, SyncJobNotFound
+from .errors import InternalFailure, SyncError
 from .graph import GraphCall, GraphClient, StoredSecret, SyncJob
 from .keyvault import SecretResolver
 from .ledger import PushLedger, TargetLease
@@ -145,20 +145,9 @@ class TargetPipeline:
     def _job(self, target: Target, call: GraphCall) -> tuple[str, SyncJob | None]:
         if target.job_id:
             return target.job_id, None
-        jobs = self.graph.list_jobs(target.service_principal_id, call)
-        if not jobs:
-            raise SyncJobNotFound(
-                "the service principal has no synchronization job: set up provisioning on the enterprise application "
-                "first"
-            )
-        if len(jobs) > 1:
-            raise SyncJobAmbiguous(
-                f"the service principal has {len(jobs)} synchronization jobs; set jobId to one of: "
-                + ", ".join(j.id for j in jobs),
-                details={"jobIds": [j.id for j in jobs]},
-            )
-        self.ledger.remember_job(target.name, target.service_principal_id, jobs[0].id)
-        return jobs[0].id, jobs[0]
+        job = self.graph.only_job(target.service_principal_id, call)
+        self.ledger.remember_job(target.name, target.service_principal_id, job.id)
+        return job.id, job
 
     def _resume(
         self, target: Target, job_id: str, listed: SyncJob | None, result: TargetResult, call: GraphCall
