@@ -20,7 +20,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Self
@@ -230,3 +230,18 @@ class Counts:
     @property
     def cpu(self) -> float:
         return float(self.raw["cpu"])
+
+
+def serve_commands(handle: Callable[[dict[str, Any]], Any]) -> None:
+    """The child-process side of ``RemoteApp`` / ``RemoteStandins``: one JSON command a line on stdin,
+    one JSON answer a line on stdout, until ``{"op": "quit"}``. Errors go back to the bench, which raises."""
+    for line in sys.stdin:
+        command = json.loads(line)
+        if command.get("op") == "quit":
+            print("{}", flush=True)
+            break
+        try:
+            answer = handle(command)
+        except Exception as exc:  # noqa: BLE001 - reported to the bench, which raises
+            answer = {"error": f"{type(exc).__name__}: {exc}"}
+        print(json.dumps(answer), flush=True)

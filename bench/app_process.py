@@ -33,6 +33,8 @@ import time
 from collections import Counter
 from typing import Any
 
+from bench import serve_commands
+
 #: Modules a cold import of function_app must not load (they load on the first invocation).
 HEAVY_MODULES = ("azure.identity", "azure.keyvault", "azure.core", "requests", "msal", "urllib3")
 
@@ -170,17 +172,7 @@ class AppProcess:
 
 def main() -> int:
     logging.disable(logging.CRITICAL)  # outcomes come back in the answers; logs would only clutter the table
-    app = AppProcess()
-    for line in sys.stdin:
-        command = json.loads(line)
-        if command.get("op") == "quit":
-            print("{}", flush=True)
-            break
-        try:
-            answer = app.handle(command)
-        except Exception as exc:  # noqa: BLE001 - reported to the bench, which raises
-            answer = {"error": f"{type(exc).__name__}: {exc}"}
-        print(json.dumps(answer), flush=True)
+    serve_commands(AppProcess().handle)
     return 0
 
 

@@ -17,13 +17,13 @@ One JSON object per line in, one per line out (see ``bench.RemoteStandins``). Op
 
 from __future__ import annotations
 
-import json
 import sys
 import threading
 import time
 from collections import Counter
 from typing import Any
 
+from bench import serve_commands
 from standins import Fault, StandinStack
 from standins.scenario import Scenario
 
@@ -117,16 +117,7 @@ class StandinProcess:
 def main() -> int:
     process = StandinProcess()
     try:
-        for line in sys.stdin:
-            command = json.loads(line)
-            if command.get("op") == "quit":
-                print("{}", flush=True)
-                break
-            try:
-                answer = process.handle(command)
-            except Exception as exc:  # noqa: BLE001 - reported to the bench, which raises
-                answer = {"error": f"{type(exc).__name__}: {exc}"}
-            print(json.dumps(answer), flush=True)
+        serve_commands(process.handle)
     finally:
         process.stack.stop()
     return 0
