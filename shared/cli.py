@@ -107,39 +107,34 @@ def build_parser() -> argparse.ArgumentParser:
     )
     commands = parser.add_subparsers(dest="command", required=True, metavar="{check,sync,status}")
 
-    check = commands.add_parser(
+    def command(
+        name: str, run: Callable[[_Context], int], help_text: str, description: str | None = None
+    ) -> argparse.ArgumentParser:
+        sub = commands.add_parser(
+            name,
+            parents=[common],
+            help=help_text,
+            description=description,
+            epilog=EPILOG,
+            formatter_class=argparse.RawDescriptionHelpFormatter,
+        )
+        sub.set_defaults(run=run)
+        return sub
+
+    command(
         "check",
-        parents=[common],
-        help="verify config, Key Vault access, the Graph permission, jobs and the jobs' saved credentials",
-        description="Exit 0 only when the config is valid, every Key Vault secret is readable and usable, "
+        run_check,
+        "verify config, Key Vault access, the Graph permission, jobs and the jobs' saved credentials",
+        "Exit 0 only when the config is valid, every Key Vault secret is readable and usable, "
         f"the Graph token carries {SYNC_PERMISSION}, every service principal and job exists, and "
         "validateCredentials (useSavedCredentials) accepts each job's current credentials. Warns about "
         f"secrets expiring within {EXPIRY_WARNING_DAYS} days.",
-        epilog=EPILOG,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    check.set_defaults(run=run_check)
-
-    sync = commands.add_parser(
-        "sync",
-        parents=[common],
-        help="sync targets now (the same selection rules and results as POST /api/sync)",
-        epilog=EPILOG,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
+    sync = command("sync", run_sync, "sync targets now (the same selection rules and results as POST /api/sync)")
     sync.add_argument("--target", action="append", metavar="NAME", help="a target name (repeatable)")
     sync.add_argument("--secret", action="append", metavar="NAME", help="a Key Vault secret name (repeatable)")
     sync.add_argument("--dry-run", action="store_true", help="resolve and validate, push nothing")
-    sync.set_defaults(run=run_sync)
-
-    status = commands.add_parser(
-        "status",
-        parents=[common],
-        help="each target's job status, quarantine reason, last successful run and secret expiry",
-        epilog=EPILOG,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    status.set_defaults(run=run_status)
+    command("status", run_status, "each target's job status, quarantine reason, last successful run and secret expiry")
     return parser
 
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import ipaddress
 import json
-import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -466,7 +465,3 @@ class _Validator:
                 self.problem(f"{path}.keyVault", "not one of keyVaults[].name")
                 return None
         return KeyVaultSource(secret_name=secret_name, vault_name=vault.name)
-
-
-def app_root_of(module_file: str) -> Path:
-    return Path(os.path.dirname(os.path.abspath(module_file)))

@@ -52,16 +52,20 @@ class Redactor:
     def __init__(self, values: Iterable[SecretValue] = ()) -> None:
         self._lock = threading.Lock()
         self._values: set[str] = set()
+        self._longest_first: tuple[str, ...] = ()
         self.add(values)
 
     def add(self, values: Iterable[SecretValue]) -> None:
+        fresh = {v.reveal() for v in values if len(v.reveal()) >= self.MIN_LENGTH}
         with self._lock:
-            self._values.update(v.reveal() for v in values if len(v.reveal()) >= self.MIN_LENGTH)
+            if fresh <= self._values:
+                return
+            self._values |= fresh
+            # Sorted here, once per new value, not on every scrub (scrub runs on every Graph answer).
+            self._longest_first = tuple(sorted(self._values, key=len, reverse=True))
 
     def scrub(self, text: str) -> str:
-        with self._lock:
-            values = sorted(self._values, key=len, reverse=True)
-        for value in values:
+        for value in self._longest_first:
             if value in text:
                 text = text.replace(value, MASK)
         return text

@@ -7,7 +7,6 @@ operator CLI calls ``sync`` directly. Status mapping lives here and in ``results
 from __future__ import annotations
 
 import re
-import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -32,10 +31,6 @@ class HttpAnswer:
     status: int
     body: dict[str, Any]
     headers: dict[str, str] = field(default_factory=dict)
-
-
-def new_invocation_id() -> str:
-    return str(uuid.uuid4())
 
 
 class SyncService:
