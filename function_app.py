@@ -21,7 +21,7 @@ state = AppState(app_root=Path(__file__).resolve().parent)
 
 @app.function_name("sync")
 @app.route(route="sync", methods=["POST", "OPTIONS"], auth_level=func.AuthLevel.FUNCTION)
-def sync_http(req: func.HttpRequest, context: func.Context | None = None) -> func.HttpResponse:
+def sync_http(req: func.HttpRequest, context: func.Context) -> func.HttpResponse:
     invocation_id = state.invocation_id(context)
     answer = state.service().handle_http(req.method, dict(req.headers), req.get_body() or b"", invocation_id)
     headers = {"x-invocation-id": invocation_id, **answer.headers}
@@ -32,5 +32,5 @@ def sync_http(req: func.HttpRequest, context: func.Context | None = None) -> fun
 
 @app.function_name("keyvault_events")
 @app.event_grid_trigger(arg_name="event")
-def keyvault_events(event: func.EventGridEvent, context: func.Context | None = None) -> None:
+def keyvault_events(event: func.EventGridEvent, context: func.Context) -> None:
     state.service().handle_trigger_event(event, state.invocation_id(context))

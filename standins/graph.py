@@ -14,7 +14,7 @@ import ssl
 import uuid
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta, timezone
 from typing import Any, ClassVar
 
 from .server import Handler, Request, Response, StandinServer
@@ -73,7 +73,7 @@ _VALIDATION_FAILURE = json.dumps(
 
 
 def _iso(moment: datetime) -> str:
-    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
+    return moment.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
 
 
 @dataclass
@@ -236,7 +236,7 @@ class GraphStandin(StandinServer):
         job.status = status
         if status == "Quarantine":
             job.quarantine_reason = quarantine_reason or "EncounteredQuarantineException"
-            job.quarantine_began = job.quarantine_began or datetime.now(UTC)
+            job.quarantine_began = job.quarantine_began or datetime.now(timezone.utc)
         else:
             job.quarantine_reason = None
             job.quarantine_began = None
@@ -261,7 +261,7 @@ class GraphStandin(StandinServer):
                 "code": code,
                 "message": message,
                 "innerError": {
-                    "date": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S"),
+                    "date": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S"),
                     "request-id": request.request_id,
                     "client-request-id": client_request_id,
                 },
@@ -490,7 +490,7 @@ class GraphStandin(StandinServer):
 
     @staticmethod
     def _job_json(job: _Job) -> dict[str, Any]:
-        now = datetime.now(UTC)
+        now = datetime.now(timezone.utc)
         began = now - timedelta(minutes=40)
         ended = began + timedelta(seconds=12)
         execution = {

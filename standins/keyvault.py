@@ -13,7 +13,7 @@ import ssl
 import time
 import uuid
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime, timezone
 from typing import Any, ClassVar
 
 from .server import Handler, Request, Response, StandinServer, new_guid
@@ -37,11 +37,11 @@ _FORBIDDEN_MESSAGE = (
 
 
 def _epoch(moment: datetime | None) -> int | None:
-    """Integer epoch seconds as Key Vault reports them; a naive datetime is taken as UTC."""
+    """Integer epoch seconds as Key Vault reports them; a naive datetime is taken as timezone.utc."""
     if moment is None:
         return None
     if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=UTC)
+        moment = moment.replace(tzinfo=timezone.utc)
     return int(moment.timestamp())
 
 

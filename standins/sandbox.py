@@ -22,6 +22,13 @@ from .server import RequestRecord
 from .stack import StandinStack
 
 
+class _HostContext:
+    """What the Functions host hands a function as ``context``: here only the invocation id is read."""
+
+    def __init__(self) -> None:
+        self.invocation_id = str(uuid.uuid4())
+
+
 def _say(step: str, text: str = "") -> None:
     print(f"\n== {step}" + (f"\n   {text}" if text else ""), flush=True)
 
@@ -96,7 +103,7 @@ def run() -> int:
         )  # fmt: skip
         marks = _marks(stack)
         _say("Key Vault event", "Microsoft.KeyVault.SecretNewVersionCreated -> Event Grid trigger 'keyvault_events'")
-        functions["keyvault_events"](event)
+        functions["keyvault_events"](event, _HostContext())
         _print_calls(stack, marks, aliases)
 
         stored = graph.stored_secrets(sp)
@@ -111,7 +118,7 @@ def run() -> int:
         marks = _marks(stack)
         request = func.HttpRequest("POST", "https://localhost/api/sync", headers={}, params={}, route_params={},
                                    body=json.dumps({"dryRun": True}).encode())  # fmt: skip
-        response = functions["sync"](request)
+        response = functions["sync"](request, _HostContext())
         body: dict[str, Any] = json.loads(response.get_body())
         _say("Dry run over HTTP", f"POST /api/sync {{\"dryRun\": true}} -> {response.status_code} {body['status']}: "
              + ", ".join(f"{r['target']}={r['status']}" for r in body["results"]))  # fmt: skip

@@ -24,7 +24,10 @@ from collections import deque
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any, ClassVar, Self
+from typing import TYPE_CHECKING, Any, ClassVar
+
+if TYPE_CHECKING:
+    from typing import Self
 from urllib.parse import parse_qsl, unquote, urlsplit
 
 __all__ = ["Fault", "Request", "RequestRecord", "Response", "StandinServer"]

@@ -7,7 +7,10 @@ them, so tests only patch the environment and never the HTTP clients.
 
 from __future__ import annotations
 
-from typing import Self
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from typing import Self
 
 from .graph import GraphStandin
 from .identity import ManagedIdentityStandin

@@ -15,7 +15,7 @@ import os
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta, timezone
 from typing import Any
 
 import pytest
@@ -90,11 +90,11 @@ def _disabled(h: Harness, t: TargetSetup) -> None:
 
 
 def _expired(h: Harness, t: TargetSetup) -> None:
-    h.scenario.rotate(t.secret_name, expires=datetime.now(UTC) - timedelta(hours=1))
+    h.scenario.rotate(t.secret_name, expires=datetime.now(timezone.utc) - timedelta(hours=1))
 
 
 def _not_yet_valid(h: Harness, t: TargetSetup) -> None:
-    h.scenario.rotate(t.secret_name, not_before=datetime.now(UTC) + timedelta(days=1))
+    h.scenario.rotate(t.secret_name, not_before=datetime.now(timezone.utc) + timedelta(days=1))
 
 
 def _rejected(h: Harness, t: TargetSetup) -> None:
@@ -213,7 +213,7 @@ def test_the_event_trigger_logs_it_and_does_not_raise(
 
 def test_an_expired_secret_is_never_pushed_even_when_the_app_would_accept_it(harness: Harness) -> None:
     target = harness.scenario.add_target("t1")
-    harness.scenario.rotate(target.secret_name, expires=datetime.now(UTC) - timedelta(seconds=1))  # accepted by the app
+    harness.scenario.rotate(target.secret_name, expires=datetime.now(timezone.utc) - timedelta(seconds=1))  # accepted by the app
     harness.configure()
     before = harness.scenario.job_token("t1")
     for _ in range(2):

@@ -11,7 +11,7 @@ import json
 import socket
 import time
 from collections.abc import Iterator
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta, timezone
 from urllib.parse import quote
 
 import pytest
@@ -196,16 +196,16 @@ def test_keyvault_not_found_disabled_and_forbidden(vault: KeyVaultStandin, clien
 
 
 def test_keyvault_dates_are_reported_not_enforced(vault: KeyVaultStandin, client: SecretClient) -> None:
-    past = datetime.now(UTC) - timedelta(days=1)
-    future = datetime.now(UTC) + timedelta(days=1)
+    past = datetime.now(timezone.utc) - timedelta(days=1)
+    future = datetime.now(timezone.utc) + timedelta(days=1)
     vault.set_secret("expired", "v", expires=past, content_type="text/plain", tags={"owner": "ops"})
     vault.set_secret("early", "v", not_before=future)
     expired = client.get_secret("expired")
-    assert expired.properties.expires_on is not None and expired.properties.expires_on < datetime.now(UTC)
+    assert expired.properties.expires_on is not None and expired.properties.expires_on < datetime.now(timezone.utc)
     assert expired.properties.content_type == "text/plain"
     assert expired.properties.tags == {"owner": "ops"}
     early = client.get_secret("early")
-    assert early.properties.not_before is not None and early.properties.not_before > datetime.now(UTC)
+    assert early.properties.not_before is not None and early.properties.not_before > datetime.now(timezone.utc)
 
 
 def test_keyvault_versions_order_and_created_strictly_increasing(stack: StandinStack, vault: KeyVaultStandin) -> None:
