@@ -76,7 +76,9 @@ def _pyenv_roots() -> list[Path]:
     pyenv = shutil.which("pyenv")
     if pyenv:
         try:
-            roots.append(Path(subprocess.run([pyenv, "root"], capture_output=True, text=True, timeout=30).stdout.strip()))
+            roots.append(
+                Path(subprocess.run([pyenv, "root"], capture_output=True, text=True, timeout=30).stdout.strip())
+            )
         except (OSError, subprocess.SubprocessError):
             pass
     roots.append(Path.home() / ".pyenv")
@@ -168,8 +170,11 @@ def ensure_azurite() -> Path | None:
         return binary
     npm = shutil.which("npm")
     if npm is None:
-        print("dev.py: npm was not found, so Azurite (the Azure Storage emulator) is not installed: install Node.js "
-              "18+ with npm (https://nodejs.org/) for the ledger tests; the rest run without it.", file=sys.stderr)
+        print(
+            "dev.py: npm was not found, so Azurite (the Azure Storage emulator) is not installed: install Node.js "
+            "18+ with npm (https://nodejs.org/) for the ledger tests; the rest run without it.",
+            file=sys.stderr,
+        )
         return None
     print(f"installing azurite@{AZURITE_VERSION} into .tools/azurite ...", flush=True)
     AZURITE_DIR.mkdir(parents=True, exist_ok=True)
@@ -197,11 +202,15 @@ def main(argv: list[str]) -> int:
         return 0
     interpreter = choose_python()
     if command == "python":
-        print(f"Python {interpreter.version[0]}.{interpreter.version[1]} at {interpreter.path} ({interpreter.found_by})")
+        print(
+            f"Python {interpreter.version[0]}.{interpreter.version[1]} at {interpreter.path} ({interpreter.found_by})"
+        )
         return 0
     python = str(ensure_venv(interpreter))
     os.chdir(ROOT)
-    azurite = ensure_azurite() if command in ("test", "bench") else (azurite_binary() if azurite_binary().exists() else None)
+    azurite = (
+        ensure_azurite() if command in ("test", "bench") else (azurite_binary() if azurite_binary().exists() else None)
+    )
     env = _environment(interpreter, azurite)
     if command == "sandbox":
         return subprocess.call([python, "-m", "standins.sandbox", *rest], env=env)

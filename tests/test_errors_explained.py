@@ -213,7 +213,8 @@ def test_the_event_trigger_logs_it_and_does_not_raise(
 
 def test_an_expired_secret_is_never_pushed_even_when_the_app_would_accept_it(harness: Harness) -> None:
     target = harness.scenario.add_target("t1")
-    harness.scenario.rotate(target.secret_name, expires=datetime.now(timezone.utc) - timedelta(seconds=1))  # accepted by the app
+    # accepted by the app, but expired
+    harness.scenario.rotate(target.secret_name, expires=datetime.now(timezone.utc) - timedelta(seconds=1))
     harness.configure()
     before = harness.scenario.job_token("t1")
     for _ in range(2):
