@@ -1,7 +1,7 @@
 """Azure Functions entry points (Python v2 programming model).
 
-Thin on purpose: bindings in, one call into ``shared.service``, responses out. Importing this module
-imports only ``azure.functions`` and the small ``shared.bootstrap``; the SDKs load on first use.
+Thin on purpose: bindings in, one call into ``shared.triggers.service``, responses out. Importing this module
+imports only ``azure.functions`` and the small ``shared.triggers.bootstrap``; the SDKs load on first use.
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from pathlib import Path
 
 import azure.functions as func
 
-from shared.bootstrap import AppState
+from shared.triggers.bootstrap import AppState
 
 app = func.FunctionApp(http_auth_level=func.AuthLevel.FUNCTION)
 

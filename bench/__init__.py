@@ -30,7 +30,7 @@ if TYPE_CHECKING:
 
 ROOT = Path(__file__).resolve().parent.parent
 
-#: Fast retries for the benches (production defaults in shared.retry.RetrySettings).
+#: Fast retries for the benches (production defaults in shared.core.retry.RetrySettings).
 BENCH_SETTINGS = {
     "SYNC_RETRY_BACKOFF_SECONDS": "0.01",
     "SYNC_RETRY_BACKOFF_MAX_SECONDS": "0.05",

@@ -41,7 +41,7 @@ HEAVY_MODULES = ("azure.identity", "azure.keyvault", "azure.core", "requests", "
 
 #: What the first invocation imports (the product modules behind AppState.service() and the SDKs).
 PRELOAD_MODULES = (
-    "shared.service",
+    "shared.triggers.service",
     "requests",
     "azure.identity",
     "azure.keyvault.secrets",
@@ -53,7 +53,7 @@ class _PerWorkerGate:
     """Bench-only: a throttle gate per worker thread, i.e. every worker honours only its own 429s."""
 
     def __init__(self) -> None:
-        from shared.retry import ThrottleGate
+        from shared.core.retry import ThrottleGate
 
         self._make = ThrottleGate
         self._local = threading.local()
@@ -78,7 +78,7 @@ class _PerWorkerGate:
 
 def _gate_without_probe() -> type:
     """Bench-only: the shared gate as it was before probing: everyone goes the moment it reopens."""
-    from shared.retry import ThrottleGate
+    from shared.core.retry import ThrottleGate
 
     class GateWithoutProbe(ThrottleGate):
         def wait(self, deadline: Any, doing: str) -> None:
@@ -130,14 +130,14 @@ class AppProcess:
 
     def variant(self, gate: str | None = None, pool: str | None = None) -> dict[str, Any]:
         if gate in ("per_worker", "no_probe"):
-            import shared.graph
+            import shared.clients.graph
 
-            shared.graph.ThrottleGate = _PerWorkerGate if gate == "per_worker" else _gate_without_probe()  # type: ignore[misc,assignment]
+            shared.clients.graph.ThrottleGate = _PerWorkerGate if gate == "per_worker" else _gate_without_probe()  # type: ignore[misc,assignment]
         if pool == "unsized":
-            import shared.http_session
+            import shared.clients.http_session
 
-            sized = shared.http_session.pooled_session
-            shared.http_session.pooled_session = lambda pool_size: sized(10)
+            sized = shared.clients.http_session.pooled_session
+            shared.clients.http_session.pooled_session = lambda pool_size: sized(10)
         self.reset()
         return {}
 

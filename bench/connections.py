@@ -3,7 +3,7 @@
     python3 dev.py bench connections
 
 The Graph client and each Key Vault SecretClient use a keep-alive pool sized to the concurrency
-bound (``shared.http_session``), so once the first invocation has filled the pools a warm invocation
+bound (``shared.clients.http_session``), so once the first invocation has filled the pools a warm invocation
 opens no new connection to Graph or Key Vault. Side by side, at concurrency 16, the same app with
 urllib3's default pool of 10 connections per host: the workers beyond 10 open a connection, and the
 pool throws it away afterwards, on every invocation.

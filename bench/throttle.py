@@ -4,7 +4,7 @@
 
 40 targets at concurrency 8, every call +50 ms. Partway through, Graph answers every request 429
 with ``Retry-After: 1`` for a while (a throttling window on the stand-in's clock). The Graph client
-shares one ``ThrottleGate`` (``shared.retry``) across the fan-out: the first 429 closes it, so the
+shares one ``ThrottleGate`` (``shared.core.retry``) across the fan-out: the first 429 closes it, so the
 workers that had a request in flight get one 429 each and everyone else waits. When the gate
 reopens one request goes first (the probe) and the others wait for its answer.
 

@@ -21,7 +21,7 @@ _FUNCTIONS = {f.get_function_name(): f.get_user_function() for f in function_app
 sync_http = _FUNCTIONS["sync"]
 keyvault_events = _FUNCTIONS["keyvault_events"]
 
-#: Fast retries for tests; production defaults are in shared.retry.RetrySettings.
+#: Fast retries for tests; production defaults are in shared.core.retry.RetrySettings.
 TEST_SETTINGS = {
     "SYNC_RETRY_BACKOFF_SECONDS": "0.01",
     "SYNC_RETRY_BACKOFF_MAX_SECONDS": "0.05",

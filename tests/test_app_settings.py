@@ -9,8 +9,8 @@ from typing import Any
 
 import pytest
 
-from shared.config import load_config
-from shared.errors import ConfigInvalid
+from shared.core.config import load_config
+from shared.core.errors import ConfigInvalid
 from tests.harness import Harness
 
 CLIENT_ID = "11111111-2222-3333-4444-555555555555"

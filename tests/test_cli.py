@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 
 from shared import cli
+from shared.cli import check
 from standins.server import Fault
 from tests.harness import Harness
 
@@ -85,9 +86,9 @@ def test_runs_as_a_module_and_imports_no_azure_sdk() -> None:
 
 def test_jwt_claims_decodes_the_payload_without_a_signature_check() -> None:
     token = "eyJhbGciOiJub25lIn0.eyJyb2xlcyI6WyJTeW5jaHJvbml6YXRpb24uUmVhZFdyaXRlLkFsbCJdfQ.c2ln"
-    assert cli.jwt_claims(token) == {"roles": ["Synchronization.ReadWrite.All"]}
-    assert cli.jwt_claims("opaque-token") is None
-    assert cli.jwt_claims("a.!!!.c") is None
+    assert check.jwt_claims(token) == {"roles": ["Synchronization.ReadWrite.All"]}
+    assert check.jwt_claims("opaque-token") is None
+    assert check.jwt_claims("a.!!!.c") is None
 
 
 # --- config ------------------------------------------------------------------------------------------------
@@ -406,7 +407,7 @@ def _jwt(claims: dict[str, Any]) -> str:
     ],
 )
 def test_the_permission_check_reads_roles_or_a_users_scopes(token: str, ok: bool, warned: bool) -> None:
-    from shared.config import parse_config
+    from shared.core.config import parse_config
 
     config = parse_config(
         json.dumps(
@@ -423,7 +424,7 @@ def test_the_permission_check_reads_roles_or_a_users_scopes(token: str, ok: bool
         )
     )
     services = type("Services", (), {"credential": _StubCredential(token)})()
-    row = cli._check_permission(config, services)  # type: ignore[arg-type]
+    row = check._check_permission(config, services)  # type: ignore[arg-type]
     assert row.ok is ok
     assert bool(row.warning) is warned
     if not ok:

@@ -15,8 +15,8 @@ from typing import Any
 import pytest
 
 from shared import cli
-from shared.config import parse_config
-from shared.errors import ConfigInvalid
+from shared.core.config import parse_config
+from shared.core.errors import ConfigInvalid
 from standins import StandinStack
 from standins.keyvault import KeyVaultStandin
 from tests.harness import Harness

@@ -8,8 +8,8 @@ from typing import Any
 
 import pytest
 
-from shared.config import KeyVaultSource, LiteralSource, load_config, parse_config
-from shared.errors import ConfigInvalid
+from shared.core.config import KeyVaultSource, LiteralSource, load_config, parse_config
+from shared.core.errors import ConfigInvalid
 
 SP = "5f0e1c1e-7c7a-4c0e-9f3b-2a1d8c2f9e11"
 JOB = "scim.0123456789abcdef0123456789abcdef.5f0e1c1e-7c7a-4c0e-9f3b-2a1d8c2f9e11"

@@ -20,7 +20,7 @@ from typing import Any
 
 import pytest
 
-from shared import errors
+from shared.core import errors
 from standins import Fault
 from standins.scenario import TargetSetup
 from tests.harness import Harness, event_grid_event, key_vault_event_data

@@ -6,7 +6,7 @@ import logging
 
 import pytest
 
-from shared.errors import RetryableSyncFailure
+from shared.core.errors import RetryableSyncFailure
 from standins import Fault
 from tests.harness import Harness, cloud_event, epoch_in, event_grid_event, key_vault_event_data
 

@@ -11,8 +11,8 @@ from typing import Any
 
 import pytest
 
-from shared.keyvault import SecretReader
-from shared.pipeline import TargetPipeline
+from shared.clients.keyvault import SecretReader
+from shared.sync.pipeline import TargetPipeline
 from tests.counting import tally
 from tests.harness import Harness
 

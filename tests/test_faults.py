@@ -21,7 +21,7 @@ from typing import Any
 
 import pytest
 
-from shared.graph import GraphClient
+from shared.clients.graph import GraphClient
 from standins import Fault, StandinStack
 from standins.scenario import TargetSetup
 from standins.server import StandinServer
@@ -353,9 +353,9 @@ def test_the_event_trigger_raises_when_the_deadline_passes(harness: Harness) -> 
 
 
 def test_the_deadline_defaults_inside_the_platform_limits() -> None:
-    from shared.config import DEFAULT_DEADLINE_SECONDS, MAX_DEADLINE_SECONDS, parse_config
-    from shared.errors import ConfigInvalid
-    from shared.retry import RetrySettings
+    from shared.core.config import DEFAULT_DEADLINE_SECONDS, MAX_DEADLINE_SECONDS, parse_config
+    from shared.core.errors import ConfigInvalid
+    from shared.core.retry import RetrySettings
 
     assert DEFAULT_DEADLINE_SECONDS < MAX_DEADLINE_SECONDS <= 230  # HTTP cuts at 230 s, Consumption at 300 s
     document = {
@@ -376,7 +376,7 @@ def test_the_deadline_defaults_inside_the_platform_limits() -> None:
 
 
 def test_backoff_is_exponential_with_jitter() -> None:
-    from shared.retry import RetrySettings
+    from shared.core.retry import RetrySettings
 
     settings = RetrySettings(backoff_base=0.5, backoff_max=8.0)
     ceilings = [settings.backoff(n, rng=lambda low, high: high) for n in range(1, 7)]

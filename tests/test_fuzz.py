@@ -17,7 +17,7 @@ import pytest
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
-from shared.http_api import MAX_BODY_BYTES, MAX_EVENTS_PER_BATCH
+from shared.triggers.http_api import MAX_BODY_BYTES, MAX_EVENTS_PER_BATCH
 from standins import StandinStack
 from tests.harness import Harness, HttpResult
 

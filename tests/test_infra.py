@@ -25,8 +25,8 @@ from typing import Any
 
 import pytest
 
-from shared.config import parse_config
-from shared.events import SECRET_EVENT_TYPES
+from shared.core.config import parse_config
+from shared.triggers.events import SECRET_EVENT_TYPES
 
 ROOT = Path(__file__).resolve().parent.parent
 INFRA = ROOT / "infra"
@@ -504,7 +504,7 @@ def event_grid_functions() -> set[str]:
 def settings_the_code_reads() -> set[str]:
     """Every ``SYNC_*`` name the product code uses as a string constant (environment reads and their constants)."""
     names: set[str] = set()
-    for path in [ROOT / "function_app.py", *sorted((ROOT / "shared").glob("*.py"))]:
+    for path in [ROOT / "function_app.py", *sorted((ROOT / "shared").rglob("*.py"))]:
         for node in ast.walk(ast.parse(path.read_text())):
             if (
                 isinstance(node, ast.Constant)
@@ -659,7 +659,7 @@ def test_funcignore_ships_the_config_and_keeps_infra_and_docs_out() -> None:
     patterns = [line.strip() for line in (ROOT / ".funcignore").read_text().splitlines()]
     patterns = [p for p in patterns if p and not p.startswith("#")]
     assert not any(p.startswith("!") for p in patterns)
-    for shipped in ("sync-config.json", "function_app.py", "host.json", "requirements.txt", "shared/cli.py"):
+    for shipped in ("sync-config.json", "function_app.py", "host.json", "requirements.txt", "shared/cli/__init__.py"):
         assert not ignored(shipped, patterns), shipped
     for kept_out in ("infra/main.bicep", "infra/scripts/postprovision.sh", "docs/operations.md", "azure.yaml",
                      "tests/test_infra.py", "standins/graph.py", "local.settings.json"):  # fmt: skip
@@ -788,8 +788,8 @@ def test_the_postdeploy_hook_needs_the_provision_outputs(fake_az: tuple[dict[str
 
 
 def error_codes() -> set[str]:
-    """Every stable code in shared/errors.py."""
-    tree = ast.parse((ROOT / "shared" / "errors.py").read_text())
+    """Every stable code in shared/core/errors.py."""
+    tree = ast.parse((ROOT / "shared" / "core" / "errors.py").read_text())
     codes = set()
     for node in ast.walk(tree):
         is_code = isinstance(node, ast.Assign) and any(isinstance(t, ast.Name) and t.id == "code" for t in node.targets)

@@ -3,7 +3,7 @@
 Properties (hypothesis): random interleavings of new versions, duplicate and stale events, over every
 delivery channel, always leave each job holding Key Vault's current version, and within one process a
 job never goes back to an older value after a newer one was pushed. Concurrent invocations (threads
-calling the decorated functions) cannot leave an older value last: ``shared.ledger`` serialises pushes
+calling the decorated functions) cannot leave an older value last: ``shared.ledger.memory`` serialises pushes
 per target and makes an invocation whose values were read before the last push read them again.
 """
 
@@ -21,9 +21,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import function_app
-from shared.errors import TargetBusy
-from shared.ledger import PushLedger
-from shared.retry import Deadline
+from shared.core.errors import TargetBusy
+from shared.core.retry import Deadline
+from shared.ledger.memory import PushLedger
 from standins import Fault
 from standins.scenario import Scenario
 from tests.harness import Harness, cloud_event, event_grid_event, key_vault_event_data, webhook_event

@@ -16,13 +16,13 @@ from typing import Any
 import pytest
 
 import function_app
-from shared import identifiers
-from shared.config import KeyVault, LiteralSource, is_loopback_url, parse_config
-from shared.errors import ConfigInvalid, GraphRequestFailed, RetryableSyncFailure
-from shared.graph import GraphCall, GraphClient, StoredSecret
-from shared.keyvault import ResolvedSecret, SecretReader
-from shared.redaction import Redactor, SecretValue
-from shared.retry import Deadline, RetrySettings
+from shared.clients.graph import GraphCall, GraphClient, StoredSecret
+from shared.clients.keyvault import ResolvedSecret, SecretReader
+from shared.core import identifiers
+from shared.core.config import KeyVault, LiteralSource, is_loopback_url, parse_config
+from shared.core.errors import ConfigInvalid, GraphRequestFailed, RetryableSyncFailure
+from shared.core.redaction import Redactor, SecretValue
+from shared.core.retry import Deadline, RetrySettings
 from standins import Fault, StandinStack
 from tests.harness import Harness, event_grid_event, key_vault_event_data, webhook_event
 

@@ -2,7 +2,7 @@
 when to give up because the invocation's deadline would pass.
 
 Graph (``requests``) uses these directly; Key Vault and managed identity use them through
-azure-core's ``RetryPolicy`` (see ``shared.keyvault``), so the three hops behave alike.
+azure-core's ``RetryPolicy`` (see ``shared.clients.keyvault``), so the three hops behave alike.
 """
 
 from __future__ import annotations

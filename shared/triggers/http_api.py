@@ -7,8 +7,8 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
+from ..core.errors import RequestInvalid, RequestTooLarge
 from . import events
-from .errors import RequestInvalid, RequestTooLarge
 
 #: Event Grid delivers at most 1 MB per batch; a sync request is tiny. Anything larger is refused.
 MAX_BODY_BYTES = 1024 * 1024

@@ -12,8 +12,8 @@ from __future__ import annotations
 import threading
 from dataclasses import dataclass, field
 
-from .errors import TargetBusy
-from .retry import Deadline
+from ..core.errors import TargetBusy
+from ..core.retry import Deadline
 
 
 @dataclass

@@ -15,16 +15,16 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timezone
 
-from .config import KeyVaultSource, LiteralSource, SyncConfig, Target
-from .errors import InternalFailure, SyncError
-from .graph import GraphCall, GraphClient, StoredSecret, SyncJob
-from .keyvault import SecretResolver
-from .ledger import PushLedger, TargetLease
-from .redaction import Redactor, SecretValue
-from .results import ResultWarning, TargetResult
-from .retry import Deadline
+from ..clients.graph import GraphCall, GraphClient, StoredSecret, SyncJob
+from ..clients.keyvault import SecretResolver
+from ..core.config import KeyVaultSource, LiteralSource, SyncConfig, Target
+from ..core.errors import InternalFailure, SyncError
+from ..core.redaction import Redactor, SecretValue
+from ..core.results import ResultWarning, TargetResult
+from ..core.retry import Deadline
+from ..ledger.memory import PushLedger, TargetLease
 
-logger = logging.getLogger("shared.pipeline")
+logger = logging.getLogger("shared.sync.pipeline")
 
 
 @dataclass(frozen=True)

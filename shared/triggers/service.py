@@ -11,16 +11,17 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from . import events, telemetry
-from .config import SyncConfig, Target
-from .engine import run_sync
-from .errors import ConfigInvalid, EventInvalid, RequestInvalid, RetryableSyncFailure, SyncError
+from ..core import telemetry
+from ..core.config import SyncConfig, Target
+from ..core.errors import ConfigInvalid, EventInvalid, RequestInvalid, RetryableSyncFailure, SyncError
+from ..core.redaction import Redactor
+from ..core.results import SyncOutcome
+from ..core.retry import Deadline
+from ..sync.engine import run_sync
+from ..sync.pipeline import Invocation
+from ..sync.runtime import Worker
+from . import events
 from .http_api import EventDelivery, SyncRequest, ValidationHandshake, parse_body
-from .pipeline import Invocation
-from .redaction import Redactor
-from .results import SyncOutcome
-from .retry import Deadline
-from .runtime import Worker
 from .selection import plan_events, select_for_request
 
 _ORIGIN = re.compile(r"^[A-Za-z0-9.-]{1,253}$")

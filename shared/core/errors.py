@@ -4,7 +4,7 @@ Every failure the product can report is a ``SyncError`` subclass with a stable `
 decides, once, how the failure is treated everywhere: the HTTP status it maps to when it is the
 reason a request failed, whether retrying can help, and the log level. Messages are written by us
 and never contain secret values; anything taken from a remote error body passes through a redactor
-first (see ``shared.redaction``).
+first (see ``shared.core.redaction``).
 """
 
 from __future__ import annotations

@@ -5,12 +5,12 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from . import identifiers
-from .config import KeyVaultSource, SecretRef, SyncConfig, Target
-from .errors import EventInvalid, UnknownSecret, UnknownTarget
+from ..core import identifiers
+from ..core.config import KeyVaultSource, SecretRef, SyncConfig, Target
+from ..core.errors import EventInvalid, UnknownSecret, UnknownTarget
+from ..core.results import EventRecord, ResultWarning
 from .events import SECRET_NEW_VERSION, KeyVaultEvent
 from .http_api import SyncRequest
-from .results import EventRecord, ResultWarning
 
 
 def select_for_request(config: SyncConfig, request: SyncRequest) -> list[Target]:

@@ -14,9 +14,9 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
 
-from . import identifiers
-from .config import SecretRef
-from .errors import EventInvalid
+from ..core import identifiers
+from ..core.config import SecretRef
+from ..core.errors import EventInvalid
 
 SECRET_NEW_VERSION = "Microsoft.KeyVault.SecretNewVersionCreated"
 SECRET_NEAR_EXPIRY = "Microsoft.KeyVault.SecretNearExpiry"

@@ -15,8 +15,8 @@ from datetime import datetime, timezone
 from threading import Event, Lock
 from typing import TYPE_CHECKING, Any
 
-from .config import KeyVault, SecretRef
-from .errors import (
+from ..core.config import KeyVault, SecretRef
+from ..core.errors import (
     DeadlineExceeded,
     KeyVaultForbidden,
     KeyVaultRequestFailed,
@@ -28,8 +28,8 @@ from .errors import (
     KeyVaultUnavailable,
     SyncError,
 )
-from .redaction import Redactor, SecretValue
-from .retry import Deadline, RetrySettings, deadline_retry_policy_class, deadline_scope
+from ..core.redaction import Redactor, SecretValue
+from ..core.retry import Deadline, RetrySettings, deadline_retry_policy_class, deadline_scope
 
 if TYPE_CHECKING:
     from azure.keyvault.secrets import KeyVaultSecret, SecretClient
@@ -250,7 +250,7 @@ def _deadline_retry_policy(settings: RetrySettings) -> Any:
 
     Without it a ``Retry-After`` of minutes would be slept through even when the invocation has
     seconds left; with it such a wait fails at once as ``DeadlineExceeded`` (retryable). See
-    ``shared.retry.deadline_retry_policy_class`` for what else it changes.
+    ``shared.core.retry.deadline_retry_policy_class`` for what else it changes.
     """
     return deadline_retry_policy_class(settings, "a Key Vault request")()
 

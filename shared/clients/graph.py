@@ -17,8 +17,8 @@ from threading import Lock
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
-from . import identifiers
-from .errors import (
+from ..core import identifiers
+from ..core.errors import (
     CredentialsRejected,
     DeadlineExceeded,
     GraphForbidden,
@@ -31,8 +31,8 @@ from .errors import (
     SyncJobAmbiguous,
     SyncJobNotFound,
 )
-from .redaction import Redactor, SecretValue
-from .retry import RETRYABLE_STATUSES, Deadline, RetrySettings, ThrottleGate, deadline_scope, parse_retry_after
+from ..core.redaction import Redactor, SecretValue
+from ..core.retry import RETRYABLE_STATUSES, Deadline, RetrySettings, ThrottleGate, deadline_scope, parse_retry_after
 
 if TYPE_CHECKING:
     import requests

@@ -15,8 +15,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
-from .errors import DeadlineExceeded, ManagedIdentityFailed, ManagedIdentityUnavailable, SyncError
-from .retry import RETRYABLE_STATUSES, RetrySettings, current_deadline, deadline_retry_policy_class
+from ..core.errors import DeadlineExceeded, ManagedIdentityFailed, ManagedIdentityUnavailable, SyncError
+from ..core.retry import RETRYABLE_STATUSES, RetrySettings, current_deadline, deadline_retry_policy_class
 
 if TYPE_CHECKING:
     from azure.core.credentials import AccessToken, AccessTokenInfo, TokenCredential
@@ -174,7 +174,7 @@ def _identity_retry_policy_class(settings: RetrySettings, kind: str) -> type[Any
     ``CredentialUnavailableError`` that carries no status (a throttled or failing endpoint would read
     as "no managed identity here", a permanent failure) and caches a 429/5xx answer for 5 s or its
     ``Retry-After``. So all retrying happens in this policy, below msal's cache, bounded by the deadline
-    (``shared.retry.deadline_scope``); a failed final answer is raised as our own error instead of
+    (``shared.core.retry.deadline_scope``); a failed final answer is raised as our own error instead of
     being handed to msal: retryable for 429/5xx, permanent for the rest.
     """
     base = deadline_retry_policy_class(settings, f"getting a token from the {kind}")

@@ -6,10 +6,10 @@ from __future__ import annotations
 from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING
 
-from .config import KeyVaultSource, SecretRef, Target
-from .keyvault import SecretResolver
+from ..clients.keyvault import SecretResolver
+from ..core.config import KeyVaultSource, SecretRef, Target
+from ..core.results import TargetResult
 from .pipeline import Invocation, TargetPipeline
-from .results import TargetResult
 
 if TYPE_CHECKING:
     from .runtime import Services

@@ -24,7 +24,7 @@ class AppState:
     def service(self) -> SyncService:
         with self._lock:
             if self._service is None:
-                from .runtime import Worker
+                from ..sync.runtime import Worker
                 from .service import SyncService
 
                 self._service = SyncService(Worker(self.app_root))

@@ -14,12 +14,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .config import SyncConfig, load_config
-from .graph import GraphClient
-from .identity import TokenProvider, managed_identity_provider
-from .keyvault import SecretReader
-from .ledger import PushLedger
-from .retry import RetrySettings
+from ..clients.graph import GraphClient
+from ..clients.identity import TokenProvider, managed_identity_provider
+from ..clients.keyvault import SecretReader
+from ..core.config import SyncConfig, load_config
+from ..core.retry import RetrySettings
+from ..ledger.memory import PushLedger
 
 CredentialFactory = Callable[[SyncConfig, RetrySettings], TokenProvider]
 
