@@ -34,3 +34,9 @@ def sync_http(req: func.HttpRequest, context: func.Context) -> func.HttpResponse
 @app.event_grid_trigger(arg_name="event")
 def keyvault_events(event: func.EventGridEvent, context: func.Context) -> None:
     state.service().handle_trigger_event(event, state.invocation_id(context))
+
+
+@app.function_name("reconcile")
+@app.timer_trigger(arg_name="timer", schedule="%SYNC_RECONCILE_SCHEDULE%", run_on_startup=False, use_monitor=True)
+def reconcile(timer: func.TimerRequest, context: func.Context) -> None:
+    state.service().handle_timer(state.invocation_id(context), past_due=timer.past_due)

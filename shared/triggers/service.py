@@ -140,5 +140,17 @@ class SyncService:
         return outcome
 
 
+    # --- Timer trigger -----------------------------------------------------------------------------
+
+    def handle_timer(self, invocation_id: str, *, past_due: bool = False) -> SyncOutcome | None:
+        """The reconcile run (work in progress: syncs every target)."""
+        config = self.worker.config()
+        outcome = self.sync(config, list(config.targets), dry_run=False, invocation_id=invocation_id)
+        telemetry.invocation_summary(outcome, "timer")
+        if outcome.needs_retry:
+            raise RetryableSyncFailure("retryable failures in the reconcile run")
+        return outcome
+
+
 def _error_answer(status: int, error: SyncError, invocation_id: str) -> HttpAnswer:
     return HttpAnswer(status, {"invocationId": invocation_id, "status": "failed", "error": error.to_dict()})
