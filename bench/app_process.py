@@ -88,6 +88,15 @@ def _gate_without_probe() -> type:
     return GateWithoutProbe
 
 
+class _HostContext:
+    """What the Functions host hands a function as ``context``: only the invocation id is read."""
+
+    def __init__(self) -> None:
+        import uuid
+
+        self.invocation_id = str(uuid.uuid4())
+
+
 class AppProcess:
     def __init__(self) -> None:
         self._sync: Any = None
@@ -116,7 +125,7 @@ class AppProcess:
             body=b"" if body is None else json.dumps(body).encode(),
         )
         started = time.perf_counter()
-        response = self._sync(request)
+        response = self._sync(request, _HostContext())
         seconds = time.perf_counter() - started
         answer = json.loads(response.get_body() or b"null")
         results = answer.get("results", []) if isinstance(answer, dict) else []

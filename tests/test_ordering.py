@@ -21,9 +21,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import function_app
+from shared.core.config import Target
 from shared.core.errors import TargetBusy
 from shared.core.retry import Deadline
-from shared.ledger.memory import PushLedger
+from shared.ledger.memory import MemoryLedger
 from standins import Fault
 from standins.scenario import Scenario
 from tests.harness import Harness, cloud_event, event_grid_event, key_vault_event_data, webhook_event
@@ -286,14 +287,15 @@ def test_concurrent_http_requests_for_one_target(harness: Harness) -> None:
 
 
 def test_a_target_held_past_the_deadline_fails_as_retryable() -> None:
-    ledger = PushLedger()
-    with ledger.hold("t1", "sp", Deadline(5)):
+    ledger = MemoryLedger()
+    t1, t2 = (Target(n, "00000000-0000-0000-0000-000000000001", None, None, {}, True) for n in ("t1", "t2"))
+    with ledger.hold(t1, Deadline(5)):
         started = time.monotonic()
         with pytest.raises(TargetBusy) as caught:
-            ledger.hold("t1", "sp", Deadline(0.1))
+            ledger.hold(t1, Deadline(0.1))
         assert time.monotonic() - started >= 0.1
     assert caught.value.retryable is True
-    with ledger.hold("t2", "sp", Deadline(0.1)):  # other targets are not held up
+    with ledger.hold(t2, Deadline(0.1)):  # other targets are not held up
         pass
 
 

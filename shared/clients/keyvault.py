@@ -52,6 +52,8 @@ class ResolvedSecret:
     not_before: datetime | None
     read_started: float
     read_finished: float
+    #: Key Vault's ``created`` time of this version: what orders versions across instances (the ledger).
+    created_on: datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -175,6 +177,7 @@ class SecretReader:
             not_before=props.not_before,
             read_started=started,
             read_finished=finished,
+            created_on=props.created_on,
         )
 
     def read_properties(self, name: str, deadline: Deadline) -> SecretInfo:

@@ -161,6 +161,12 @@ class GraphRequestFailed(TargetFailure):
     code = "GraphRequestFailed"
 
 
+class LedgerForbidden(TargetFailure):
+    """The identity may not use the ledger's container (a missing Storage Blob Data role)."""
+
+    code = "LedgerForbidden"
+
+
 # --- Per-target failures: retryable (503) ---------------------------------------------------------
 
 
@@ -197,9 +203,30 @@ class DeadlineExceeded(TransientFailure):
 
 
 class TargetBusy(TransientFailure):
-    """Another sync of the same target in this process did not finish within the deadline."""
+    """Another sync of the same target (in any instance, with the durable ledger) held its lock past the deadline."""
 
     code = "TargetBusy"
+
+
+class LedgerUnavailable(TransientFailure):
+    """The ledger in Azure Storage could not be read, locked or written (outage, throttling, a lost lease).
+
+    Nothing is pushed without the lock, so retrying later is the only safe answer.
+    """
+
+    code = "LedgerUnavailable"
+
+
+class KeyVaultVersionBehind(TransientFailure):
+    """Key Vault still served a version older than one already pushed (a lagging read): never pushed backwards."""
+
+    code = "KeyVaultVersionBehind"
+
+
+class SyncPaused(TransientFailure):
+    """``SYNC_PAUSED`` is on: nothing is pushed. Retryable, so Event Grid keeps the events until unpaused."""
+
+    code = "SyncPaused"
 
 
 class InternalFailure(TransientFailure):

@@ -41,6 +41,8 @@ class TargetResult:
     error: SyncError | None = None
     duration_ms: int = 0
     graph_request_ids: list[str] = field(default_factory=list)
+    #: The job's status code as last seen by this sync (for the ledger; not part of the response).
+    job_status: str | None = None
 
     @property
     def needs_retry(self) -> bool:

@@ -1,68 +1,84 @@
-"""Per-target ordering inside one worker process.
+"""The embedded default: locks and records inside one worker process.
 
-Deliveries are at least once and unordered, and two invocations can sync the same target at the
-same time. Each target gets a lock held from "check the values" to "pushed", and the ledger
-remembers when the values of the last push were read. A later push must use values read after
-that moment (reads of "latest" only move forward), so a slow invocation holding values read
-earlier re-reads them instead of putting an older token back.
+Used when no storage is configured (the sandbox, local runs, the CLI on a laptop). Each target gets
+a lock held from "check the values" to "pushed", and the hold remembers when the values of the
+last push were read: a later push must use values read after that moment (reads of "latest" only
+move forward), so a slow invocation holding values read earlier re-reads them instead of putting an
+older token back. Nothing survives the process; other processes and instances are not coordinated
+(that is what ``BlobLedger`` is for).
 """
 
 from __future__ import annotations
 
 import threading
+import time
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from ..core.errors import TargetBusy
-from ..core.retry import Deadline
+from .base import Ledger, TargetHold
+from .records import LedgerRecord
+
+if TYPE_CHECKING:
+    from ..core.config import Target
+    from ..core.retry import Deadline
 
 
 @dataclass
 class _Entry:
     lock: threading.Lock = field(default_factory=threading.Lock)
     last_read_finished: float = float("-inf")
+    record: LedgerRecord | None = None
 
 
-class PushLedger:
+class MemoryLedger(Ledger):
+    durable = False
+    description = "in-process (no storage configured)"
+
     def __init__(self) -> None:
+        super().__init__()
         self._entries: dict[tuple[str, str], _Entry] = {}
         self._guard = threading.Lock()
-        self._jobs: dict[tuple[str, str], str] = {}
 
-    def remember_job(self, target: str, sp_id: str, job_id: str) -> None:
-        """A job id discovered by a sync, so that later expiry warnings can name it without a Graph call."""
+    def _entry(self, target: Target) -> _Entry:
         with self._guard:
-            self._jobs[(target, sp_id)] = job_id
+            return self._entries.setdefault((target.name, target.service_principal_id), _Entry())
 
-    def known_job(self, target: str, sp_id: str) -> str | None:
+    def hold(self, target: Target, deadline: Deadline) -> MemoryHold:
+        entry = self._entry(target)
+        contended = not entry.lock.acquire(blocking=False)
+        if contended and not entry.lock.acquire(timeout=max(deadline.remaining(), 0.0)):
+            raise TargetBusy(f"another sync of target '{target.name}' was still running when the deadline passed")
+        record = entry.record or LedgerRecord.empty(target.name, target.service_principal_id)
+        return MemoryHold(entry, record, time.monotonic(), contended)
+
+    def read(self, target: Target, deadline: Deadline) -> LedgerRecord:
+        entry = self._entry(target)
         with self._guard:
-            return self._jobs.get((target, sp_id))
-
-    def _entry(self, target: str, sp_id: str) -> _Entry:
-        with self._guard:
-            return self._entries.setdefault((target, sp_id), _Entry())
-
-    def hold(self, target: str, sp_id: str, deadline: Deadline) -> TargetLease:
-        entry = self._entry(target, sp_id)
-        if not entry.lock.acquire(timeout=max(deadline.remaining(), 0.0)):
-            raise TargetBusy(f"another sync of target '{target}' was still running when the deadline passed")
-        return TargetLease(entry)
+            return entry.record or LedgerRecord.empty(target.name, target.service_principal_id)
 
 
-class TargetLease:
-    """Held while one sync of one target checks and pushes; release with ``with``."""
-
-    def __init__(self, entry: _Entry) -> None:
+class MemoryHold(TargetHold):
+    def __init__(self, entry: _Entry, record: LedgerRecord, acquired_at: float, contended: bool) -> None:
+        super().__init__(record, acquired_at, contended)
         self._entry = entry
+        self._released = False
 
-    def is_stale(self, read_started: float) -> bool:
+    def _stale_in_process(self, read_started: float) -> bool:
         """Values read before the last pushed ones were read may be older than what the job holds."""
         return read_started < self._entry.last_read_finished
 
-    def record_push(self, read_finished: float) -> None:
+    def note_push(self, read_finished: float) -> None:
         self._entry.last_read_finished = max(self._entry.last_read_finished, read_finished)
 
-    def __enter__(self) -> TargetLease:
-        return self
+    def ensure_held(self, doing: str) -> None:
+        """A process-local lock cannot be lost."""
 
-    def __exit__(self, *exc: object) -> None:
-        self._entry.lock.release()
+    def save(self, record: LedgerRecord) -> None:
+        self._entry.record = record
+        self.record = record
+
+    def release(self) -> None:
+        if not self._released:
+            self._released = True
+            self._entry.lock.release()

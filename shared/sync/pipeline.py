@@ -3,7 +3,8 @@
 The order is the safety argument. Nothing is pushed unless validateCredentials answered 2xx (or
 the config explicitly skips validation). The push carries every stored key the config does not
 manage, because Microsoft does not say whether PUT replaces or merges. A failed resume never undoes
-a push.
+a push. A push holds the target's ledger lock (``shared.ledger``) from checking its values until it
+is answered, and goes out only with values at least as new as those the ledger says were pushed.
 """
 
 from __future__ import annotations
@@ -18,11 +19,12 @@ from datetime import datetime, timezone
 from ..clients.graph import GraphCall, GraphClient, StoredSecret, SyncJob
 from ..clients.keyvault import SecretResolver
 from ..core.config import KeyVaultSource, LiteralSource, SyncConfig, Target
-from ..core.errors import InternalFailure, SyncError
+from ..core.errors import InternalFailure, KeyVaultVersionBehind, SyncError
 from ..core.redaction import Redactor, SecretValue
 from ..core.results import ResultWarning, TargetResult
 from ..core.retry import Deadline
-from ..ledger.memory import PushLedger, TargetLease
+from ..ledger.base import Ledger, TargetHold
+from ..ledger.records import LastAttempt, LastPush, PushedVersion
 
 logger = logging.getLogger("shared.sync.pipeline")
 
@@ -36,12 +38,13 @@ class Invocation:
     redactor: Redactor
     dry_run: bool = False
     now: Callable[[], datetime] = lambda: datetime.now(timezone.utc)
+    trigger: str = "http"
 
 
 @dataclass(frozen=True)
 class _Credentials:
     values: dict[str, SecretValue]
-    versions: dict[str, str]
+    versions: dict[str, PushedVersion]
     read_finished: float
 
 
@@ -51,7 +54,7 @@ class TargetPipeline:
         config: SyncConfig,
         graph: GraphClient,
         resolver: SecretResolver,
-        ledger: PushLedger,
+        ledger: Ledger,
         invocation: Invocation,
     ) -> None:
         self.config = config
@@ -66,12 +69,17 @@ class TargetPipeline:
             target=target.name, service_principal_id=target.service_principal_id, job_id=target.job_id
         )
         call = GraphCall(self.invocation.deadline, self.invocation.redactor, result.graph_request_ids)
+        if self.invocation.dry_run:  # pushes nothing, so it needs no lock and leaves no record
+            self._guarded(target, result, lambda: self._sync(target, result, call, None))
+        else:
+            self._guarded(target, result, lambda: self._locked_sync(target, result, call))
+        result.duration_ms = int((time.monotonic() - started) * 1000)
+        return result
+
+    def _guarded(self, target: Target, result: TargetResult, step: Callable[[], None]) -> None:
+        """Turn what ``step`` raises into the target's failure: one target never stops the others."""
         try:
-            with self.ledger.hold(target.name, target.service_principal_id, self.invocation.deadline) as lease:
-                try:
-                    self._sync(target, result, call, lease)
-                finally:
-                    _let_unanswered_pushes_land(call)
+            step()
         except SyncError as error:
             result.status = "failed"
             result.error = error
@@ -80,14 +88,68 @@ class TargetPipeline:
             logger.error("unexpected %s in target %s\n%s", type(exc).__name__, target.name, frames)
             result.status = "failed"
             result.error = InternalFailure(f"unexpected {type(exc).__name__} while syncing; see the logs")
-        result.duration_ms = int((time.monotonic() - started) * 1000)
-        return result
 
-    def _sync(self, target: Target, result: TargetResult, call: GraphCall, lease: TargetLease) -> None:
-        credentials = self._credentials(target, lease)
-        result.versions = credentials.versions
+    def _locked_sync(self, target: Target, result: TargetResult, call: GraphCall) -> None:
+        with self.ledger.hold(target, self.invocation.deadline) as hold:
+            pushed: list[_Credentials] = []
+            try:
+                self._guarded(target, result, lambda: self._sync(target, result, call, hold, pushed))
+            finally:
+                _let_unanswered_pushes_land(call)
+            self._record(target, result, hold, pushed[0] if pushed else None)
+
+    def _record(self, target: Target, result: TargetResult, hold: TargetHold, pushed: _Credentials | None) -> None:
+        """Write what this sync did into the target's record (one conditional write), still under the lock."""
+        now = self.invocation.now()
+        record = hold.record
+        attempt = LastAttempt(
+            at=now,
+            invocation_id=self.invocation.id,
+            trigger=self.invocation.trigger,
+            outcome=result.status,
+            error_code=result.error.code if result.error else None,
+        )
+        changes: dict[str, object] = {
+            "job_id": result.job_id or record.job_id,
+            "job_status": result.job_status or record.job_status,
+        }
+        if pushed is not None:
+            changes["last_push"] = LastPush(at=now, invocation_id=self.invocation.id, versions=pushed.versions)
+        try:
+            hold.save(record.with_attempt(attempt, **changes))
+        except SyncError as error:
+            if pushed is None:
+                result.warnings.append(
+                    ResultWarning(
+                        "LedgerWriteFailed", f"the outcome could not be recorded in the ledger ({error.code})"
+                    )
+                )
+                return
+            hold.keep_lock = True  # let it expire: the next holder then re-reads Key Vault instead of trusting us
+            result.warnings.append(
+                ResultWarning(
+                    "LedgerWriteFailed",
+                    f"the credentials were pushed, but the ledger could not record it ({error.code}: "
+                    f"{error.message}); the delivery is retried so that the record catches up",
+                    retryable=True,
+                    details={"cause": error.code},
+                )
+            )
+
+    def _sync(
+        self,
+        target: Target,
+        result: TargetResult,
+        call: GraphCall,
+        hold: TargetHold | None,
+        pushed: list[_Credentials] | None = None,
+    ) -> None:
+        credentials = self._credentials(target, hold)
+        result.versions = {key: v.version for key, v in credentials.versions.items()}
         job_id, listed_job = self._job(target, call)
         result.job_id = job_id
+        if listed_job is not None:
+            result.job_status = listed_job.status_code
 
         if self.config.validation_required:
             self.graph.validate_credentials(
@@ -113,20 +175,23 @@ class TargetPipeline:
                     details={"keys": sorted(masked)},
                 )
             )
-        if self.invocation.dry_run:
+        if hold is None:
             result.status = "validated"
             return
 
         self.invocation.deadline.check("pushing the credentials")
+        hold.ensure_held("pushing the credentials")
         self.graph.put_secrets(target.service_principal_id, body, call)
-        lease.record_push(credentials.read_finished)
+        hold.note_push(credentials.read_finished)
+        if pushed is not None:
+            pushed.append(credentials)
         result.status = "pushed"
         if target.resume_quarantined:
             self._resume(target, job_id, listed_job, result, call)
 
-    def _credentials(self, target: Target, lease: TargetLease) -> _Credentials:
+    def _credentials(self, target: Target, hold: TargetHold | None) -> _Credentials:
         values: dict[str, SecretValue] = {}
-        versions: dict[str, str] = {}
+        versions: dict[str, PushedVersion] = {}
         read_finished = float("-inf")
         for key, source in target.secrets.items():
             if isinstance(source, LiteralSource):
@@ -134,10 +199,15 @@ class TargetPipeline:
                 continue
             assert isinstance(source, KeyVaultSource)
             resolved = self.resolver.get(source.ref)
-            if lease.is_stale(resolved.read_started):
+            if hold is not None and hold.must_reread(key, resolved.version, resolved.created_on, resolved.read_started):
                 resolved = self.resolver.refresh(source.ref)
+                if hold.is_behind(key, resolved.version, resolved.created_on):
+                    raise KeyVaultVersionBehind(
+                        f"Key Vault still serves version {resolved.version} of secret '{resolved.name}', created "
+                        "before the version already pushed to this job; nothing was pushed (it would go backwards)"
+                    )
             values[key] = resolved.value
-            versions[key] = resolved.version
+            versions[key] = PushedVersion(resolved.vault, resolved.name, resolved.version, resolved.created_on)
             read_finished = max(read_finished, resolved.read_finished)
         self.invocation.redactor.add(values.values())
         return _Credentials(values, versions, read_finished)
@@ -155,6 +225,7 @@ class TargetPipeline:
         """Start the job only if it is in quarantine: never an Active or Paused one."""
         try:
             job = listed or self.graph.get_job(target.service_principal_id, job_id, call)
+            result.job_status = job.status_code
             if not job.quarantined:
                 return
             result.job_started = self.graph.start_job(target.service_principal_id, job_id, call)

@@ -17,9 +17,11 @@ from typing import Any
 from ..clients.graph import GraphClient
 from ..clients.identity import TokenProvider, managed_identity_provider
 from ..clients.keyvault import SecretReader
-from ..core.config import SyncConfig, load_config
+from ..core.config import DEFAULT_CONCURRENCY, SyncConfig, load_config
 from ..core.retry import RetrySettings
-from ..ledger.memory import PushLedger
+from ..ledger.base import Ledger
+from ..ledger.blob import BlobLedger, storage_configured
+from ..ledger.memory import MemoryLedger
 
 CredentialFactory = Callable[[SyncConfig, RetrySettings], TokenProvider]
 
@@ -35,7 +37,7 @@ class Services:
     config: SyncConfig
     credential: TokenProvider
     graph: GraphClient
-    ledger: PushLedger
+    ledger: Ledger
     _readers: Mapping[str, SecretReader]
 
     def reader(self, vault_key: str) -> SecretReader:
@@ -62,7 +64,24 @@ class Worker:
             self._config_key: tuple[Any, ...] | None = None
             self._config: SyncConfig | None = None
             self._cache: dict[tuple[Any, ...], Any] = {}
-            self.ledger = PushLedger()
+            self._ledger: Ledger | None = None
+
+    @property
+    def ledger(self) -> Ledger:
+        """The durable ledger when the app has storage (``AzureWebJobsStorage``), else the in-process one."""
+        with self._lock:
+            if self._ledger is None:
+                if storage_configured(self._environ):
+                    settings = self.settings()
+                    self._ledger = BlobLedger.from_environ(
+                        self._environ,
+                        settings,
+                        lambda client_id: managed_identity_provider(client_id, settings),
+                        pool_size=DEFAULT_CONCURRENCY,
+                    )
+                else:
+                    self._ledger = MemoryLedger()
+            return self._ledger
 
     def config(self) -> SyncConfig:
         """The validated config; raises ``ConfigInvalid``. Re-read only when its source changed."""
