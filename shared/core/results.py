@@ -7,9 +7,13 @@ and the structured logs, so the four can never disagree.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from datetime import datetime
+from typing import TYPE_CHECKING, Any, Literal
 
 from .errors import SyncError
+
+if TYPE_CHECKING:
+    from .config import SecretRef, Target
 
 TargetStatus = Literal["pushed", "validated", "failed"]
 
@@ -27,6 +31,46 @@ class ResultWarning:
             body["retryable"] = True
         body.update(self.details)
         return body
+
+
+def secret_expiry_warning(
+    target: Target,
+    ref: SecretRef,
+    *,
+    secret: str,
+    vault: str | None,
+    expires_on: datetime | None,
+    expired: bool,
+    job_id: str | None = None,
+) -> ResultWarning:
+    """``SecretNearExpiry`` / ``SecretExpired`` for one target, from a Key Vault event or the reconcile run.
+
+    ``job_id``: the configured or an already discovered job id; without one the service principal is named.
+    """
+    from .config import KeyVaultSource
+
+    job_id = target.job_id or job_id
+    job = (
+        f"job {job_id}"
+        if job_id
+        else f"job not known yet: discovered on service principal {target.service_principal_id} at the next sync"
+    )
+    expires = expires_on.isoformat() if expires_on else "an unknown time"
+    keys = [k for k, s in target.secrets.items() if isinstance(s, KeyVaultSource) and s.ref == ref]
+    verb = "expired at" if expired else "expires at"
+    return ResultWarning(
+        "SecretExpired" if expired else "SecretNearExpiry",
+        f"Key Vault secret '{secret}' in vault '{vault}' ({', '.join(keys)} of target '{target.name}', "
+        f"{job}) {verb} {expires}: add a new version before the provisioning job goes into quarantine",
+        details={
+            "target": target.name,
+            "servicePrincipalId": target.service_principal_id,
+            "jobId": job_id,
+            "secret": secret,
+            "vault": vault,
+            "expiresOn": expires_on.isoformat() if expires_on else None,
+        },
+    )
 
 
 @dataclass

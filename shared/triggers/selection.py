@@ -6,9 +6,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from ..core import identifiers
-from ..core.config import KeyVaultSource, SecretRef, SyncConfig, Target
+from ..core.config import SecretRef, SyncConfig, Target
 from ..core.errors import EventInvalid, UnknownSecret, UnknownTarget
-from ..core.results import EventRecord, ResultWarning
+from ..core.results import EventRecord, ResultWarning, secret_expiry_warning
 from .events import SECRET_NEW_VERSION, KeyVaultEvent
 from .http_api import SyncRequest
 
@@ -95,29 +95,13 @@ def plan_events(
 
 
 def expiry_warning(event: KeyVaultEvent, target: Target, ref: SecretRef, job_id: str | None = None) -> ResultWarning:
-    """``job_id``: the configured or an already discovered job id; without one the service principal is named."""
-    job_id = target.job_id or job_id
-    job = (
-        f"job {job_id}"
-        if job_id
-        else f"job not known yet: discovered on service principal {target.service_principal_id} at the next sync"
-    )
-    expired = event.event_type.endswith("SecretExpired")
-    expires = event.expires_on.isoformat() if event.expires_on else "an unknown time"
-    keys = [k for k, s in target.secrets.items() if isinstance(s, KeyVaultSource) and s.ref == ref]
-    secret = event.object_name or ref.secret
-    verb = "expired at" if expired else "expires at"
-    return ResultWarning(
-        "SecretExpired" if expired else "SecretNearExpiry",
-        f"Key Vault secret '{secret}' in vault '{event.vault_name}' ({', '.join(keys)} of target '{target.name}', "
-        f"{job}) {verb} {expires}: add a new version before the provisioning job "
-        "goes into quarantine",
-        details={
-            "target": target.name,
-            "servicePrincipalId": target.service_principal_id,
-            "jobId": job_id,
-            "secret": secret,
-            "vault": event.vault_name,
-            "expiresOn": event.expires_on.isoformat() if event.expires_on else None,
-        },
+    """The warning an expiry event gives for one target (see ``results.secret_expiry_warning``)."""
+    return secret_expiry_warning(
+        target,
+        ref,
+        secret=event.object_name or ref.secret,
+        vault=event.vault_name,
+        expires_on=event.expires_on,
+        expired=event.event_type.endswith("SecretExpired"),
+        job_id=job_id,
     )
