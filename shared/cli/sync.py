@@ -23,7 +23,7 @@ def run_sync(ctx: Context) -> int:
     from ..core.errors import RequestInvalid, SyncError
     from ..triggers.http_api import SyncRequest
     from ..triggers.selection import select_for_request
-    from ..triggers.service import SyncService
+    from ..triggers.service import SyncService, pause_error
 
     args = ctx.args
     if args.target and args.secret:
@@ -41,7 +41,10 @@ def run_sync(ctx: Context) -> int:
         targets = select_for_request(config, request)
     except SyncError as error:
         return report_usage_error(ctx, error)
-    outcome = SyncService(ctx.worker()).sync(config, targets, dry_run=args.dry_run, invocation_id=str(uuid.uuid4()))
+    service = SyncService(ctx.worker())
+    if service.paused and not args.dry_run:
+        return report_usage_error(ctx, pause_error(), EXIT_RETRYABLE)
+    outcome = service.sync(config, targets, dry_run=args.dry_run, invocation_id=str(uuid.uuid4()), trigger="cli")
     from ..core import telemetry
 
     telemetry.invocation_summary(outcome, "cli")
@@ -49,12 +52,13 @@ def run_sync(ctx: Context) -> int:
     return {200: EXIT_OK, 422: EXIT_FAILED, 503: EXIT_RETRYABLE}.get(outcome.http_status, EXIT_FAILED)
 
 
-def report_usage_error(ctx: Context, error: SyncError) -> int:
+def report_usage_error(ctx: Context, error: SyncError, exit_code: int = EXIT_USAGE) -> int:
+    """Report an error that stopped the command before any target ran (usage, selection, pause)."""
     if ctx.json:
         ctx.emit_json({"status": "failed", "error": error.to_dict()})
     else:
         ctx.emit(f"{error.code}: {error.message}")
-    return EXIT_USAGE
+    return exit_code
 
 
 def _report_sync(ctx: Context, outcome: SyncOutcome) -> None:

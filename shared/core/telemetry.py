@@ -18,7 +18,7 @@ from .results import EventRecord, ResultWarning, SyncOutcome, TargetResult
 logger = logging.getLogger("provisioning_secret_sync")
 
 
-def _emit(level: int, event: str, dimensions: dict[str, Any]) -> None:
+def emit(level: int, event: str, dimensions: dict[str, Any]) -> None:
     fields = {"event": event, **{k: v for k, v in dimensions.items() if v is not None}}
     logger.log(
         level, "%s %s", event, json.dumps(fields, sort_keys=True, default=str), extra={"custom_dimensions": fields}
@@ -28,7 +28,7 @@ def _emit(level: int, event: str, dimensions: dict[str, Any]) -> None:
 def target_outcome(invocation_id: str, result: TargetResult, dry_run: bool) -> None:
     error = result.error
     level = error.log_level if error else (logging.WARNING if result.warnings else logging.INFO)
-    _emit(
+    emit(
         level,
         "TargetSyncOutcome",
         {
@@ -57,7 +57,7 @@ def event_outcome(invocation_id: str, record: EventRecord) -> None:
         level = logging.DEBUG
     else:
         level = logging.INFO
-    _emit(
+    emit(
         level,
         "KeyVaultEventOutcome",
         {
@@ -73,7 +73,7 @@ def event_outcome(invocation_id: str, record: EventRecord) -> None:
 
 
 def warning(invocation_id: str, item: ResultWarning) -> None:
-    _emit(
+    emit(
         logging.WARNING,
         "SyncWarning",
         {"invocationId": invocation_id, "code": item.code, **item.details, "message": item.message},
@@ -81,7 +81,7 @@ def warning(invocation_id: str, item: ResultWarning) -> None:
 
 
 def invocation_error(invocation_id: str, error: SyncError, trigger: str) -> None:
-    _emit(
+    emit(
         error.log_level,
         "SyncInvocationError",
         {
@@ -102,7 +102,7 @@ def invocation_summary(outcome: SyncOutcome, trigger: str) -> None:
     for record in outcome.events or []:
         event_outcome(outcome.invocation_id, record)
     failed = [r.target for r in outcome.results if not r.succeeded]
-    _emit(
+    emit(
         logging.INFO if outcome.status == "succeeded" else logging.WARNING,
         "SyncInvocationOutcome",
         {

@@ -54,7 +54,7 @@ class Worker:
         credential_factory: CredentialFactory = managed_identity_for,
     ) -> None:
         self.app_root = app_root
-        self._environ = environ if environ is not None else os.environ
+        self.environ: Mapping[str, str] = environ if environ is not None else os.environ
         self._credential_factory = credential_factory
         self._lock = threading.Lock()
         self.reset()
@@ -71,10 +71,10 @@ class Worker:
         """The durable ledger when the app has storage (``AzureWebJobsStorage``), else the in-process one."""
         with self._lock:
             if self._ledger is None:
-                if storage_configured(self._environ):
+                if storage_configured(self.environ):
                     settings = self.settings()
                     self._ledger = BlobLedger.from_environ(
-                        self._environ,
+                        self.environ,
                         settings,
                         lambda client_id: managed_identity_provider(client_id, settings),
                         pool_size=DEFAULT_CONCURRENCY,
@@ -85,27 +85,27 @@ class Worker:
 
     def config(self) -> SyncConfig:
         """The validated config; raises ``ConfigInvalid``. Re-read only when its source changed."""
-        raw = self._environ.get("SYNC_CONFIG", "")
+        raw = self.environ.get("SYNC_CONFIG", "")
         key: tuple[Any, ...] = (
             raw,
-            self._environ.get("SYNC_ALLOWED_VAULT_HOSTS", ""),
-            self._environ.get("SYNC_MANAGED_IDENTITY_CLIENT_ID", ""),
+            self.environ.get("SYNC_ALLOWED_VAULT_HOSTS", ""),
+            self.environ.get("SYNC_MANAGED_IDENTITY_CLIENT_ID", ""),
             _mtime(self.app_root, raw),
         )
         with self._lock:
             if self._config is not None and self._config_key == key:
                 return self._config
-        config = load_config(self._environ, self.app_root)
+        config = load_config(self.environ, self.app_root)
         with self._lock:
             self._config_key, self._config = key, config
         return config
 
     def settings(self) -> RetrySettings:
-        return RetrySettings.from_environ(self._environ)
+        return RetrySettings.from_environ(self.environ)
 
     def services(self, config: SyncConfig) -> Services:
         settings = self.settings()
-        identity_env = (self._environ.get("IDENTITY_ENDPOINT"), self._environ.get("IDENTITY_HEADER"))
+        identity_env = (self.environ.get("IDENTITY_ENDPOINT"), self.environ.get("IDENTITY_HEADER"))
         credential_key = ("credential", config.managed_identity_client_id, identity_env, settings)
         credential = self._cached(credential_key, lambda: self._credential_factory(config, settings))
         graph = self._cached(
