@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import logging
+import os
+import uuid
 from collections.abc import Iterator
 
 import pytest
 
 import function_app
 from standins import StandinStack
+from standins.azurite import HOW_TO_GET, Azurite, find_azurite
 from standins.scenario import Scenario
+from standins.storage import StorageProxy
 from tests.harness import Harness
 
 _APP_SETTINGS = (
@@ -20,6 +24,12 @@ _APP_SETTINGS = (
     "IDENTITY_HEADER",
     "REQUESTS_CA_BUNDLE",
     "AZURE_CLIENT_ID",
+    "AzureWebJobsStorage",
+    "AzureWebJobsStorage__blobServiceUri",
+    "AzureWebJobsStorage__accountName",
+    "SYNC_LEDGER_CONTAINER",
+    "SYNC_LEDGER_LEASE_SECONDS",
+    "SYNC_PAUSED",
 )
 
 
@@ -61,3 +71,35 @@ def harness(
         if value in text
     ]
     assert not leaks, f"secret values leaked: {leaks}"
+
+
+# --- The durable ledger on real storage (Azurite) ------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def azurite() -> Iterator[Azurite]:
+    """One Azurite blob service per session. Under CI=true a missing Azurite fails instead of skipping."""
+    if find_azurite() is None:
+        if os.environ.get("CI", "").lower() == "true":
+            pytest.fail(f"the ledger tests must run under CI: {HOW_TO_GET}")
+        pytest.skip(HOW_TO_GET)
+    with Azurite() as running:
+        yield running
+
+
+@pytest.fixture
+def storage(azurite: Azurite, harness: Harness, monkeypatch: pytest.MonkeyPatch) -> Iterator[StorageProxy]:
+    """The function app's storage (``AzureWebJobsStorage``) on Azurite, behind a fault-injecting proxy; a
+    container of its own per test. Afterwards no planted secret value may appear in any ledger blob."""
+    proxy = StorageProxy(azurite.endpoint).start()
+    container = f"ledger-{uuid.uuid4().hex[:12]}"
+    monkeypatch.setenv("AzureWebJobsStorage", proxy.connection_string)
+    monkeypatch.setenv("SYNC_LEDGER_CONTAINER", container)
+    yield proxy
+    proxy.stop()
+    from azure.storage.blob import ContainerClient
+
+    blobs = ContainerClient.from_connection_string(azurite.connection_string, container)
+    stored = [blobs.download_blob(b.name).readall() for b in blobs.list_blobs()] if blobs.exists() else []
+    leaks = [v[:14] + "..." for v in harness.scenario.canary_values for data in stored if v.encode() in data]
+    assert not leaks, f"secret values in the ledger's blobs: {leaks}"

@@ -20,6 +20,7 @@ from standins.scenario import Scenario
 _FUNCTIONS = {f.get_function_name(): f.get_user_function() for f in function_app.app.get_functions()}
 sync_http = _FUNCTIONS["sync"]
 keyvault_events = _FUNCTIONS["keyvault_events"]
+reconcile = _FUNCTIONS["reconcile"]
 
 #: Fast retries for tests; production defaults are in shared.core.retry.RetrySettings.
 TEST_SETTINGS = {
@@ -119,6 +120,16 @@ class Harness:
         """Run the Event Grid trigger; returns what it raised (None if it returned)."""
         try:
             keyvault_events(event, InvocationContext())
+        except Exception as exc:  # noqa: BLE001 - the test inspects it
+            self.transcript.append(f"{type(exc).__name__}: {exc}")
+            return exc
+        return None
+
+
+    def tick(self, *, past_due: bool = False) -> BaseException | None:
+        """Run the reconcile timer; returns what it raised (None if it returned)."""
+        try:
+            reconcile(func.TimerRequest(past_due=past_due), InvocationContext())
         except Exception as exc:  # noqa: BLE001 - the test inspects it
             self.transcript.append(f"{type(exc).__name__}: {exc}")
             return exc

@@ -38,7 +38,7 @@ DEFAULT_LEASE_SECONDS = 15  # Blob Storage's shortest lease: a dead holder delay
 #: Azurite's well-known development account (public, documented by Microsoft; not a secret).
 DEVELOPMENT_STORAGE = (
     "DefaultEndpointsProtocol=http;AccountName=devstoreaccount1;"
-    "AccountKey=Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFMsNCjSqzKAI2nW2owQ==;"
+    "AccountKey=Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw==;"
     "BlobEndpoint=http://127.0.0.1:10000/devstoreaccount1;"
 )
 BLOB_ROLE_HELP = (
@@ -114,7 +114,7 @@ class BlobLedger(Ledger):
                 connection_timeout=settings.connect_timeout,
                 read_timeout=settings.read_timeout,
             ),
-            "retry_policy": deadline_retry_policy_class(settings, "a ledger request")(),
+            "retry_policy": _storage_retry_policy(settings),
             "connection_timeout": settings.connect_timeout,
             "read_timeout": settings.read_timeout,
         }
@@ -226,7 +226,7 @@ class BlobLedger(Ledger):
 
             with deadline_scope(deadline):
                 blob.upload_blob(
-                    b"",
+                    LedgerRecord.empty(blob.blob_name, "").to_bytes(),  # not b"": an empty blob costs two reads
                     overwrite=False,
                     content_settings=ContentSettings(content_type="application/json"),
                     timeout=self._server_timeout(deadline),
@@ -351,6 +351,30 @@ class BlobHold(TargetHold):
         self._done.set()
         if not self.keep_lock:
             _quietly(lambda: self._lease.release(timeout=5))
+
+
+def _storage_retry_policy(settings: RetrySettings) -> Any:
+    """The deadline-bounded retry policy every hop uses, taking the options Storage's own policy would take.
+
+    azure-storage-blob's pipeline puts its secondary-host options on each request for its
+    ``StorageRetryPolicy``; with another policy in its place they would reach the transport. This
+    app only ever uses the primary endpoint, so they are dropped, and every response is marked as
+    the primary's (``location_mode``, which Storage's deserializers read).
+    """
+    base = deadline_retry_policy_class(settings, "a ledger request")
+
+    class StorageDeadlineRetryPolicy(base):  # type: ignore[misc, valid-type]
+        def configure_retries(self, options: dict[str, Any]) -> dict[str, Any]:
+            for name in ("hosts", "retry_to_secondary", "location_mode", "retry_hook"):
+                options.pop(name, None)
+            return super().configure_retries(options)
+
+        def send(self, request: Any) -> Any:
+            response = super().send(request)
+            response.http_response.location_mode = "primary"
+            return response
+
+    return StorageDeadlineRetryPolicy()
 
 
 #: Renewal answers that mean the lease is gone for good (broken by an operator, or expired and taken).
