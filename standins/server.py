@@ -385,6 +385,7 @@ class StandinServer:
         self._connection_seq = 0
         self._connections_opened = 0
         self._generation = 0
+        self._arrivals: dict[str, int] = {}
         self.latency: float = 0.0
 
     # ----------------------------------------------------------------- lifecycle
@@ -456,6 +457,7 @@ class StandinServer:
         with self._lock:
             self._generation += 1
             self._records.clear()
+            self._arrivals.clear()
             self._faults.clear()
             self._connections_opened = 0
             self.latency = 0.0
@@ -475,6 +477,11 @@ class StandinServer:
         """TCP connections accepted since start/reset: the measure of keep-alive and TLS session reuse."""
         with self._lock:
             return self._connections_opened
+
+    def arrivals(self, hop: str) -> int:
+        """Requests of ``hop`` that arrived since start/reset, answered or not yet (a slow one is still inside)."""
+        with self._lock:
+            return self._arrivals.get(hop, 0)
 
     def hop_count(self, hop: str) -> int:
         """How many requests of ``hop`` were answered or faulted."""
@@ -613,6 +620,9 @@ class StandinServer:
             hop, route_handler = self.route(request)
         except Exception:  # noqa: BLE001 - a routing bug must become a 500, never kill the connection thread
             hop, route_handler = self.UNKNOWN_HOP, self.internal_error
+        with self._lock:
+            if generation == self._generation:
+                self._arrivals[hop] = self._arrivals.get(hop, 0) + 1
         self._sleep(self.latency)
         fault = self._take_fault(hop)
         if fault is not None and fault.kind == "reset":
