@@ -83,6 +83,19 @@ def run_check(ctx: Context) -> int:
             f"Graph {config.graph_endpoint}/{config.graph_api_version}",
         )
     ]
+    from ..triggers.service import PAUSED_SETTING, paused
+
+    if paused(ctx.worker().environ):
+        rows.append(
+            CheckRow(
+                "pause",
+                PAUSED_SETTING,
+                True,
+                "on",
+                warning=f"syncing is paused: nothing is pushed until {PAUSED_SETTING} is false (events are delivered "
+                "again and the reconcile timer catches up then)",
+            )
+        )
     services = ctx.worker().services(config)
     rows += _check_secrets(config, services)
     rows.append(_check_permission(config, services))

@@ -47,10 +47,18 @@ class Context:
 
     def worker(self) -> Worker:
         if self._worker is None:
+            from ..clients.identity import developer_provider, managed_identity_provider
             from ..sync.runtime import Worker, managed_identity_for
 
-            factory = managed_identity_for if self.args.credential == "managed-identity" else developer_credential
-            self._worker = Worker(APP_ROOT, self.environ(), credential_factory=factory)
+            managed = self.args.credential == "managed-identity"
+            self._worker = Worker(
+                APP_ROOT,
+                self.environ(),
+                credential_factory=managed_identity_for if managed else developer_credential,
+                storage_credential_factory=managed_identity_provider
+                if managed
+                else (lambda client_id, settings: developer_provider(settings, client_id)),
+            )
         return self._worker
 
     def config(self) -> SyncConfig:

@@ -1,4 +1,5 @@
-"""``status``: each target's job status, quarantine reason, last successful run and secret expiry."""
+"""``status``: each target's job status, quarantine reason, last successful run and secret expiry, beside
+the ledger's record of it (last push, versions, last outcome), and whether syncing is paused."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from .common import (
     find_job,
     format_date,
     load_config_or_report,
+    new_deadline,
     new_graph_call,
     read_secrets,
     render_table,
@@ -30,10 +32,13 @@ def run_status(ctx: Context) -> int:
     if isinstance(loaded, int):
         return loaded
     config = loaded
+    from ..triggers.service import paused
+
     services = ctx.worker().services(config)
     secrets = read_secrets(config, services)
     new_call = new_graph_call()
     now = utc_now()
+    ledger = services.ledger
 
     def status_of(target: Target) -> dict[str, Any]:
         body: dict[str, Any] = {
@@ -59,15 +64,25 @@ def run_status(ctx: Context) -> int:
             for key, source in target.secrets.items()
             if isinstance(source, KeyVaultSource)
         ]
+        try:
+            record = ledger.read(target, new_deadline(config))
+            body["ledger"] = {k: record.to_json()[k] for k in ("lastPush", "lastAttempt", "jobStatus")}
+        except SyncError as error:
+            body["ledger"] = {"error": error.to_dict()}
         return body
 
     targets = run_parallel(config, status_of, list(config.targets))
     failures = [(t["error"]["retryable"]) for t in targets if "error" in t]
     failures += [s["error"]["retryable"] for t in targets for s in t["secrets"] if "error" in s]
+    failures += [t["ledger"]["error"]["retryable"] for t in targets if "error" in t["ledger"]]
+    is_paused = paused(ctx.worker().environ)
     if ctx.json:
-        ctx.emit_json({"targets": targets})
+        ctx.emit_json({"paused": is_paused, "ledger": ledger.description, "targets": targets})
     else:
+        if is_paused:
+            ctx.emit("PAUSED: SYNC_PAUSED is on, nothing is pushed (events wait for redelivery; the timer skips)")
         _report_status(ctx, targets)
+        _report_ledger(ctx, ledger.description, targets)
     return exit_code_of((True, retryable) for retryable in failures)
 
 
@@ -94,6 +109,25 @@ def _report_status(ctx: Context, targets: list[dict[str, Any]]) -> None:
     ctx.emit(render_table(["TARGET", "JOB", "STATUS", "QUARANTINE", "LAST SUCCESS", "SECRET (KEY)", "EXPIRES"], rows))
     for note in notes:
         ctx.emit(note)
+
+
+def _report_ledger(ctx: Context, description: str, targets: list[dict[str, Any]]) -> None:
+    rows = []
+    for t in targets:
+        record = t["ledger"]
+        if "error" in record:
+            rows.append([t["target"], "ERROR", record["error"]["code"], "-"])
+            continue
+        push, attempt = record.get("lastPush"), record.get("lastAttempt")
+        versions = ", ".join(f"{k}={v['version']}" for k, v in (push or {}).get("versions", {}).items()) or "-"
+        last = "-"
+        if attempt:
+            last = f"{attempt['outcome']}{' ' + attempt['errorCode'] if attempt.get('errorCode') else ''}"
+            last += f" ({attempt['trigger']}, {format_date(datetime.fromisoformat(attempt['at']))})"
+        when = format_date(datetime.fromisoformat(push["at"])) if push else "never (by this ledger)"
+        rows.append([t["target"], when, versions, last])
+    ctx.emit(f"\nledger: {description}")
+    ctx.emit(render_table(["TARGET", "LAST PUSH", "PUSHED VERSIONS", "LAST ATTEMPT"], rows))
 
 
 def _secret_cells(secret: Mapping[str, Any]) -> list[str]:

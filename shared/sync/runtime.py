@@ -24,6 +24,8 @@ from ..ledger.blob import BlobLedger, storage_configured
 from ..ledger.memory import MemoryLedger
 
 CredentialFactory = Callable[[SyncConfig, RetrySettings], TokenProvider]
+#: The credential for identity-based ``AzureWebJobsStorage`` (the ledger), from its ``__clientId`` setting.
+StorageCredentialFactory = Callable[[str | None, RetrySettings], TokenProvider]
 
 
 def managed_identity_for(config: SyncConfig, settings: RetrySettings) -> TokenProvider:
@@ -52,10 +54,12 @@ class Worker:
         app_root: Path,
         environ: Mapping[str, str] | None = None,
         credential_factory: CredentialFactory = managed_identity_for,
+        storage_credential_factory: StorageCredentialFactory = managed_identity_provider,
     ) -> None:
         self.app_root = app_root
         self.environ: Mapping[str, str] = environ if environ is not None else os.environ
         self._credential_factory = credential_factory
+        self._storage_credential_factory = storage_credential_factory
         self._lock = threading.Lock()
         self.reset()
 
@@ -76,7 +80,7 @@ class Worker:
                     self._ledger = BlobLedger.from_environ(
                         self.environ,
                         settings,
-                        lambda client_id: managed_identity_provider(client_id, settings),
+                        lambda client_id: self._storage_credential_factory(client_id, settings),
                         pool_size=DEFAULT_CONCURRENCY,
                     )
                 else:
