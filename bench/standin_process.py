@@ -12,6 +12,8 @@ One JSON object per line in, one per line out (see ``bench.RemoteStandins``). Op
 - ``storm``: from the ``after``-th Graph request on, Graph answers every request 429 with
   ``Retry-After: retry_after`` for ``seconds`` (a throttling window measured on the stand-in's clock).
 - ``pushed``: how many targets now hold the current Key Vault token.
+- ``storage``: start Azurite behind a counting proxy (once) and answer the app settings that point the
+  app's ledger at a new container; from then on ``counts`` and ``latency`` include it.
 - ``quit``.
 """
 
@@ -20,12 +22,15 @@ from __future__ import annotations
 import sys
 import threading
 import time
+import uuid
 from collections import Counter
 from typing import Any
 
 from bench import serve_commands
 from standins import Fault, StandinStack
+from standins.azurite import Azurite
 from standins.scenario import Scenario
+from standins.storage import StorageProxy
 
 
 class _Storm:
@@ -55,6 +60,31 @@ class StandinProcess:
     def __init__(self) -> None:
         self.stack = StandinStack().start()
         self.scenario = Scenario(self.stack)
+        self.azurite: Azurite | None = None
+        self.proxy: StorageProxy | None = None
+
+    def storage(self) -> dict[str, Any]:
+        if self.azurite is None:
+            self.azurite = Azurite().start()
+            self.proxy = StorageProxy(self.azurite.endpoint).start()
+        assert self.proxy is not None
+        self.proxy.latency = self.stack.graph.latency
+        return {
+            "environ": {
+                "AzureWebJobsStorage": self.proxy.connection_string,
+                "SYNC_LEDGER_CONTAINER": f"bench-{uuid.uuid4().hex[:12]}",
+            }
+        }
+
+    def _servers(self) -> dict[str, Any]:
+        servers: dict[str, Any] = {
+            "identity": self.stack.identity,
+            "keyvault": self.stack.keyvault,
+            "graph": self.stack.graph,
+        }
+        if self.proxy is not None:
+            servers["storage"] = self.proxy
+        return servers
 
     def setup(
         self, targets: int, shared_secret: bool = False, quarantined: int = 0, reverse: bool = False
@@ -71,7 +101,7 @@ class StandinProcess:
         return {"environ": self.stack.environ(), "config": self.scenario.config_document()}
 
     def counts(self) -> dict[str, Any]:
-        servers = {"identity": self.stack.identity, "keyvault": self.stack.keyvault, "graph": self.stack.graph}
+        servers = self._servers()
         hops: dict[str, dict[str, int]] = {}
         statuses: dict[str, dict[str, int]] = {}
         for name, server in servers.items():
@@ -104,7 +134,11 @@ class StandinProcess:
             return self.setup(**command)
         if op == "latency":
             self.stack.set_latency(float(command["seconds"]))
+            if self.proxy is not None:
+                self.proxy.latency = float(command["seconds"])
             return {}
+        if op == "storage":
+            return self.storage()
         if op == "counts":
             return self.counts()
         if op == "storm":
@@ -120,6 +154,10 @@ def main() -> int:
         serve_commands(process.handle)
     finally:
         process.stack.stop()
+        if process.proxy is not None:
+            process.proxy.stop()
+        if process.azurite is not None:
+            process.azurite.stop()
     return 0
 
 
