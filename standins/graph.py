@@ -1,10 +1,15 @@
 """Stand-in for the Microsoft Graph synchronization API of service principals.
 
-It models the behaviour the app depends on and the undocumented corners it must survive: PUT on
-``synchronization/secrets`` *replaces* the stored set (the strictest reading, so a push that drops unmanaged keys
-is caught), GET masks sensitive values as ``*``, key names are case-sensitive enum members (a wrong case gives
-Graph's odd 500), validateCredentials fails with JSON nested inside the error message, and ``start`` is recorded
-together with the status the job had, so tests can prove an Active or Paused job was never started.
+It models the behaviour the app depends on and the undocumented corners it must survive. PUT on
+``synchronization/secrets`` has two modes, because Microsoft does not document which one Graph has: ``merge``
+(the default, as the public evidence suggests: the keys sent are set, an empty value deletes its key, others stay)
+and ``replace`` (the strictest reading: the set sent becomes the stored set, so a push that drops unmanaged keys is
+caught). GET masks sensitive values as ``*`` (and can answer 404 while nothing is stored, as terraform expects), key
+names are case-sensitive enum members (a wrong case gives Graph's odd 500), validateCredentials fails as the
+provisioning service does (the target application's 401 is ``...CredentialValidationFailure``; a target that
+cannot be reached is ``...CredentialValidationUnavailable``), with the code nested as JSON inside the error
+message (as seen in the wild) or, on request, in ``error.code``, ``error.innerError.code`` or plain text. ``start``
+is recorded together with the status the job had, so tests can prove an Active or Paused job was never started.
 """
 
 from __future__ import annotations
@@ -62,14 +67,19 @@ SECRET_KEYS: frozenset[str] = frozenset(
 )
 # fmt: on
 
-_VALIDATION_FAILURE = json.dumps(
-    {
-        "code": "SystemForCrossDomainIdentityManagementCredentialValidationUnavailable",
-        "message": "We are not able to connect to the target application using the supplied credentials. "
-        "Verify the Tenant URL and the Secret Token and try again. (redacted)",
-    },
-    separators=(",", ":"),
-)
+PUT_MODES = ("merge", "replace")
+#: Where a failed validateCredentials puts the provisioning service's code (all seen or reported publicly).
+VALIDATION_CODE_PLACEMENTS = ("nested", "code", "innerError", "text")
+VALIDATION_FAILURE = "SystemForCrossDomainIdentityManagementCredentialValidationFailure"
+VALIDATION_UNAVAILABLE = "SystemForCrossDomainIdentityManagementCredentialValidationUnavailable"
+#: What the provisioning service says for each class (vendor KB articles quote the first; the second is what a
+#: tenant URL that does not resolve gives).
+_VALIDATION_MESSAGES = {
+    VALIDATION_FAILURE: "We were unable to validate the credentials against the target application. The target "
+    "application returned an error: Response Status Code: Unauthorized. Verify the Secret Token and try again.",
+    VALIDATION_UNAVAILABLE: "We are not able to connect to the target application. Verify that the Tenant URL is "
+    "correct and that the application is reachable: the remote name could not be resolved.",
+}
 
 
 def _iso(moment: datetime) -> str:
@@ -96,17 +106,27 @@ class _ServicePrincipal:
     accepted: dict[str, str] | None = None
     also_accepted: list[dict[str, str]] = field(default_factory=list)
     validations: list[bool] = field(default_factory=list)
+    target_unreachable: bool = False
 
 
 class _GraphError(Exception):
     """Raised inside handlers to answer with a Graph error."""
 
-    def __init__(self, status: int, code: str, message: str, headers: Mapping[str, str] | None = None) -> None:
+    def __init__(
+        self,
+        status: int,
+        code: str,
+        message: str,
+        headers: Mapping[str, str] | None = None,
+        *,
+        inner_code: str | None = None,
+    ) -> None:
         super().__init__(code)
         self.status = status
         self.code = code
         self.message = message
         self.headers = dict(headers or {})
+        self.inner_code = inner_code
 
 
 class GraphStandin(StandinServer):
@@ -120,15 +140,39 @@ class GraphStandin(StandinServer):
         {"list_jobs", "get_job", "validate", "get_secrets", "put_secrets", "start"}
     )
 
-    def __init__(self, *, ssl_context: ssl.SSLContext | None = None, audience: str = DEFAULT_AUDIENCE) -> None:
+    def __init__(
+        self,
+        *,
+        ssl_context: ssl.SSLContext | None = None,
+        audience: str = DEFAULT_AUDIENCE,
+        put_mode: str = "merge",
+    ) -> None:
         super().__init__(ssl_context=ssl_context)
+        self._check_put_mode(put_mode)
         self._initial_audience = audience
         self.audience: str = audience
+        #: ``merge`` or ``replace``: what PUT .../synchronization/secrets does (see the module docstring).
+        self.put_mode: str = put_mode
+        #: What :meth:`reset` sets ``put_mode`` back to (a test running a whole module under one mode sets both).
+        self.default_put_mode: str = put_mode
+        #: Where a failed validateCredentials carries the provisioning service's code.
+        self.validation_code_placement: str = "nested"
+        #: GET .../secrets answers 404 (instead of an empty list) while nothing is stored.
+        self.not_found_when_empty: bool = False
         self._principals: dict[str, _ServicePrincipal] = {}
 
     def _reset_state(self) -> None:
         self.audience = self._initial_audience
+        self._check_put_mode(self.default_put_mode)
+        self.put_mode = self.default_put_mode
+        self.validation_code_placement = "nested"
+        self.not_found_when_empty = False
         self._principals = {}
+
+    @staticmethod
+    def _check_put_mode(mode: str) -> None:
+        if mode not in PUT_MODES:
+            raise ValueError(f"put_mode must be one of {PUT_MODES}, not {mode!r}")
 
     # ----------------------------------------------------------------- state API
 
@@ -205,6 +249,12 @@ class GraphStandin(StandinServer):
         with self._lock:
             self._sp(sp_id).also_accepted.append(dict(credentials))
 
+    def set_target_unreachable(self, sp_id: str, unreachable: bool = True) -> None:
+        """The provisioning service cannot reach the target application (DNS, network, outage): validateCredentials
+        fails with ``...CredentialValidationUnavailable`` whatever the credentials."""
+        with self._lock:
+            self._sp(sp_id).target_unreachable = unreachable
+
     def validations(self, sp_id: str) -> list[bool]:
         """Outcome of every validateCredentials call that reached the target-application check."""
         with self._lock:
@@ -254,20 +304,19 @@ class GraphStandin(StandinServer):
             "Cache-Control": "no-cache",
         }
 
-    def error_response(self, request: Request, status: int, code: str, message: str) -> Response:
+    def error_response(
+        self, request: Request, status: int, code: str, message: str, *, inner_code: str | None = None
+    ) -> Response:
         client_request_id = request.header("client-request-id") or request.request_id
-        body = {
-            "error": {
-                "code": code,
-                "message": message,
-                "innerError": {
-                    "date": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S"),
-                    "request-id": request.request_id,
-                    "client-request-id": client_request_id,
-                },
+        inner: dict[str, Any] = {"code": inner_code} if inner_code else {}
+        inner.update(
+            {
+                "date": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S"),
+                "request-id": request.request_id,
+                "client-request-id": client_request_id,
             }
-        }
-        return Response(status, body)
+        )
+        return Response(status, {"error": {"code": code, "message": message, "innerError": inner}})
 
     def default_fault_response(self, request: Request, status: int) -> Response:
         codes = {
@@ -338,7 +387,9 @@ class GraphStandin(StandinServer):
         try:
             return self._handle(request)
         except _GraphError as error:
-            response = self.error_response(request, error.status, error.code, error.message)
+            response = self.error_response(
+                request, error.status, error.code, error.message, inner_code=error.inner_code
+            )
             response.headers.update(error.headers)
             return response
 
@@ -383,6 +434,10 @@ class GraphStandin(StandinServer):
                 }
                 return Response(200, body)
             if hop == "get_secrets":
+                if not sp.stored and self.not_found_when_empty:
+                    raise _GraphError(
+                        404, "NotFound", "No synchronization secrets are stored for this service principal."
+                    )
                 return Response(
                     200,
                     {
@@ -396,8 +451,13 @@ class GraphStandin(StandinServer):
                 )
             if hop == "put_secrets":
                 pairs = self._pairs(request, "value")
-                sp.stored = pairs
-                sp.history.append(dict(pairs))
+                self._check_put_mode(self.put_mode)
+                if self.put_mode == "replace":
+                    sp.stored = pairs
+                else:  # merge: the keys sent are set; an empty value deletes its key
+                    merged = {**sp.stored, **pairs}
+                    sp.stored = {key: value for key, value in merged.items() if value != ""}
+                sp.history.append(dict(sp.stored))
                 return Response(204)
             if hop == "validate":
                 return self._validate(request, sp)
@@ -481,12 +541,30 @@ class GraphStandin(StandinServer):
             submitted = dict(sp.stored)
         else:
             submitted = self._pairs(request, "credentials")
+        if sp.target_unreachable:
+            sp.validations.append(False)
+            raise self._validation_failed(VALIDATION_UNAVAILABLE)
         candidates = ([sp.accepted] if sp.accepted is not None else []) + sp.also_accepted
         ok = any(all(submitted.get(key) == value for key, value in accepted.items()) for accepted in candidates)
         sp.validations.append(ok)
         if ok:
             return Response(204)
-        raise _GraphError(400, "BadRequest", _VALIDATION_FAILURE)
+        raise self._validation_failed(VALIDATION_FAILURE)
+
+    def _validation_failed(self, code: str) -> _GraphError:
+        """The 400 the provisioning service answers, with its code where :attr:`validation_code_placement` says."""
+        message = _VALIDATION_MESSAGES[code]
+        placement = self.validation_code_placement
+        if placement not in VALIDATION_CODE_PLACEMENTS:
+            raise ValueError(f"validation_code_placement must be one of {VALIDATION_CODE_PLACEMENTS}")
+        if placement == "code":
+            return _GraphError(400, code, message)
+        if placement == "innerError":
+            return _GraphError(400, "BadRequest", message, inner_code=code)
+        if placement == "text":
+            return _GraphError(400, "UnknownError", f"{code}: {message}")
+        nested = json.dumps({"code": code, "message": message}, separators=(",", ":"))
+        return _GraphError(400, "BadRequest", nested)
 
     @staticmethod
     def _job_json(job: _Job) -> dict[str, Any]:

@@ -26,14 +26,37 @@ DEFAULT_AUTHORITY = "https://login.microsoftonline.com"
 SERVICE_VERSION = "1.9.2456.1"
 _API_VERSION = re.compile(r"^(7\.\d+|\d{4}-\d{2}-\d{2})(-preview(\.\d+)?)?$")
 _SECRET_NAME = re.compile(r"^[0-9A-Za-z-]{1,127}$")
-_FORBIDDEN_MESSAGE = (
+_CALLER = "Caller: appid={appid};oid={oid};iss=https://sts.windows.net/{tid}/"
+#: RBAC vault, no role assignment (inner code ForbiddenByRbac; graph-sync-api.md).
+_RBAC_DENIED = (
     "Caller is not authorized to perform action on resource.\r\nIf role assignments, deny assignments or role "
-    "definitions were changed recently, please observe propagation time.\r\nCaller: appid={appid};oid={oid};"
-    "iss=https://sts.windows.net/{tid}/\r\nAction: 'Microsoft.KeyVault/vaults/secrets/getSecret/action'\r\n"
+    "definitions were changed recently, please observe propagation time.\r\n" + _CALLER + "\r\n"
+    "Action: 'Microsoft.KeyVault/vaults/secrets/getSecret/action'\r\n"
     "Resource: '/subscriptions/00000000-0000-0000-0000-000000000000/resourcegroups/standin/providers/"
-    "microsoft.keyvault/vaults/standin/secrets/{name}'\r\nAssignment: (not found)\r\nDenyAssignmentId: null\r\n"
-    "DecisionReason: null \r\nVault: standin;location=westeurope\r\n"
+    "microsoft.keyvault/vaults/{vault}/secrets/{name}'\r\nAssignment: (not found)\r\nDenyAssignmentId: null\r\n"
+    "DecisionReason: 'DeniedWithNoValidRBAC' \r\nVault: {vault};location=westeurope\r\n"
 )
+#: Access-policy vault without a 'get' secret permission (inner code AccessDenied).
+_POLICY_DENIED = (
+    "The user, group or application 'appid={appid};oid={oid};iss=https://sts.windows.net/{tid}/' does not have "
+    "secrets get permission on key vault '{vault};location=westeurope'. For help resolving this issue, please see "
+    "https://go.microsoft.com/fwlink/?linkid=2125287"
+)
+#: Public network access disabled, request not through a private endpoint (inner code ForbiddenByConnection,
+#: as quoted in public reports, e.g. microsoft/multimodal-ai#171).
+_PRIVATE_LINK_ONLY = (
+    "Public network access is disabled and request is not from a trusted service nor via an approved private link."
+    "\r\n" + _CALLER + "\r\nVault: {vault};location=westeurope"
+)
+#: The vault firewall does not admit the caller's address (inner code ForbiddenByFirewall, e.g.
+#: hashicorp/terraform-provider-azurerm#20742).
+_FIREWALL_DENIED = (
+    "Client address is not authorized and caller is not a trusted service.\r\nClient address: 127.0.0.1\r\n"
+    + _CALLER
+    + "\r\nVault: {vault};location=westeurope"
+)
+PERMISSION_MODELS = ("rbac", "accessPolicy")
+NETWORK_DENIALS = ("privateLinkOnly", "firewall")
 
 
 def _epoch(moment: datetime | None) -> int | None:
@@ -71,7 +94,10 @@ class KeyVaultStandin(StandinServer):
 
     ``resource`` is the audience the challenge announces and the token must carry (``https://vault.azure.net`` or
     a national-cloud value such as ``https://vault.usgovcloudapi.net``); ``forbidden_secrets`` (lower-case names)
-    and ``forbid_all`` simulate a missing "Key Vault Secrets User" role assignment.
+    and ``forbid_all`` simulate a missing permission: a "Key Vault Secrets User" role assignment when
+    ``permission_model`` is ``rbac`` (the default), a 'get' secret access policy when it is ``accessPolicy``.
+    ``network_denial`` (``privateLinkOnly`` or ``firewall``) refuses every authenticated request as the vault's
+    network rules do. Each answers with Key Vault's own 403 body for that case.
     """
 
     HOPS: ClassVar[frozenset[str]] = frozenset({"secret"})
@@ -93,6 +119,8 @@ class KeyVaultStandin(StandinServer):
         self.authority: str = authority
         self.forbidden_secrets: set[str] = set()
         self.forbid_all: bool = False
+        self.permission_model: str = "rbac"
+        self.network_denial: str | None = None
         self.challenges_issued: int = 0
         self._secrets: dict[str, _Secret] = {}
         self._sequence = 0
@@ -101,6 +129,8 @@ class KeyVaultStandin(StandinServer):
         self.resource, self.authority = self._initial
         self.forbidden_secrets = set()
         self.forbid_all = False
+        self.permission_model = "rbac"
+        self.network_denial = None
         self.challenges_issued = 0
         self._secrets = {}
 
@@ -286,13 +316,9 @@ class KeyVaultStandin(StandinServer):
         name = request.segments[1]
         version = request.segments[2] if len(request.segments) == 3 else ""
         with self._lock:
-            if self.forbid_all or name.lower() in {forbidden.lower() for forbidden in self.forbidden_secrets}:
-                message = _FORBIDDEN_MESSAGE.format(
-                    appid=claims.get("appid", ""), oid=claims.get("oid", ""), tid=claims.get("tid", ""), name=name
-                )
-                return Response(
-                    403, {"error": {"code": "Forbidden", "message": message, "innererror": {"code": "ForbiddenByRbac"}}}
-                )
+            denied = self._denial(name, claims)
+            if denied is not None:
+                return denied
             secret = self._secrets.get(name.lower())
             found = (self._find(name, version) if version else self._latest(name)) if secret else None
             if secret is None or found is None:
@@ -317,6 +343,29 @@ class KeyVaultStandin(StandinServer):
                     },
                 )
             return Response(200, self._bundle(secret, found))
+
+    def _denial(self, name: str, claims: dict[str, Any]) -> Response | None:
+        """Key Vault's 403 for a network rule or a missing permission, if one applies (lock held)."""
+        if self.network_denial is not None and self.network_denial not in NETWORK_DENIALS:
+            raise ValueError(f"network_denial must be one of {NETWORK_DENIALS}")
+        if self.permission_model not in PERMISSION_MODELS:
+            raise ValueError(f"permission_model must be one of {PERMISSION_MODELS}")
+        fields = {
+            "appid": claims.get("appid", ""), "oid": claims.get("oid", ""), "tid": claims.get("tid", ""),
+            "name": name, "vault": self.name,
+        }  # fmt: skip
+        if self.network_denial == "privateLinkOnly":
+            message, inner = _PRIVATE_LINK_ONLY.format(**fields), "ForbiddenByConnection"
+        elif self.network_denial == "firewall":
+            message, inner = _FIREWALL_DENIED.format(**fields), "ForbiddenByFirewall"
+        elif self.forbid_all or name.lower() in {forbidden.lower() for forbidden in self.forbidden_secrets}:
+            if self.permission_model == "rbac":
+                message, inner = _RBAC_DENIED.format(**fields), "ForbiddenByRbac"
+            else:
+                message, inner = _POLICY_DENIED.format(**fields), "AccessDenied"
+        else:
+            return None
+        return Response(403, {"error": {"code": "Forbidden", "message": message, "innererror": {"code": inner}}})
 
     def _bundle(self, secret: _Secret, version: _Version) -> dict[str, Any]:
         attributes: dict[str, Any] = {"enabled": version.enabled}

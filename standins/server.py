@@ -23,6 +23,7 @@ import uuid
 from collections import deque
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -54,6 +55,8 @@ class Fault:
     body: Mapping[str, Any] | None = None
     headers: Mapping[str, str] | None = None
     seconds: float = 0.0
+    raw_body: bytes | None = None
+    content_type: str | None = None
 
     @classmethod
     def status(
@@ -62,14 +65,39 @@ class Fault:
         retry_after: str | None = None,
         body: dict[str, Any] | None = None,
         headers: dict[str, str] | None = None,
+        *,
+        raw_body: bytes | None = None,
+        content_type: str | None = None,
     ) -> Fault:
         """Answer with ``code`` (and the service's error body unless ``body`` is given) without processing.
 
         ``retry_after`` is sent verbatim as ``Retry-After`` so tests can use seconds or an HTTP-date.
+        ``raw_body`` sends these exact bytes instead (``b""`` for an empty body, a gateway's HTML page, text
+        that is not JSON), with ``content_type`` (none for an empty body).
         """
         if not 100 <= code <= 599:
             raise ValueError(f"not an HTTP status code: {code}")
-        return cls("status", code=code, retry_after=retry_after, body=body, headers=headers)
+        if raw_body is not None and body is not None:
+            raise ValueError("give body or raw_body, not both")
+        return cls(
+            "status",
+            code=code,
+            retry_after=retry_after,
+            body=body,
+            headers=headers,
+            raw_body=raw_body,
+            content_type=content_type,
+        )
+
+    @classmethod
+    def gateway_page(cls, code: int = 502) -> Fault:
+        """An HTML error page, as a load balancer or a proxy in front of the service answers."""
+        title = f"{code} {HTTPStatus(code).phrase}"
+        page = (
+            f"<html>\r\n<head><title>{title}</title></head>\r\n<body>\r\n<center><h1>{title}</h1></center>\r\n"
+            "<hr><center>Microsoft-Azure-Application-Gateway/v2</center>\r\n</body>\r\n</html>\r\n"
+        ).encode()
+        return cls.status(code, raw_body=page, content_type="text/html")
 
     @classmethod
     def reset(cls) -> Fault:
@@ -541,7 +569,9 @@ class StandinServer:
     def fault_response(self, request: Request, fault: Fault) -> Response:
         """The answer to an injected status fault: the fault's body or the service's default for that status."""
         status = int(fault.code or 500)
-        if fault.body is not None:
+        if fault.raw_body is not None:
+            response = Response(status, bytes(fault.raw_body), content_type=fault.content_type or "text/plain")
+        elif fault.body is not None:
             response = Response(status, dict(fault.body))
         else:
             response = self.default_fault_response(request, status)

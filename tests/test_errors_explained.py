@@ -146,8 +146,8 @@ CASES: dict[str, Case] = {
     ),
     "credentials-rejected": Case(
         "CredentialsRejected",
-        ("nothing was pushed", "check the token and the tenant URL",
-         "SystemForCrossDomainIdentityManagementCredentialValidationUnavailable"),
+        ("nothing was pushed", "rejected the credentials", "check the token and the tenant URL",
+         "SystemForCrossDomainIdentityManagementCredentialValidationFailure"),
         _rejected, details=("graphErrorCode", "graphInnerCode", "graphRequestId"), validated=True,
     ),
     "credentials-rejected-unknown-error": Case(

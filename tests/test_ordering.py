@@ -28,6 +28,7 @@ from shared.ledger.memory import MemoryLedger
 from standins import Fault
 from standins.scenario import Scenario
 from tests.harness import Harness, cloud_event, event_grid_event, key_vault_event_data, webhook_event
+from tests.put_modes import graph_put_mode, pytest_generate_tests  # noqa: F401 - both PUT readings
 
 SECRET = "shared-token"
 TARGETS = ("t1", "t2")  # both use SECRET

@@ -8,6 +8,7 @@ import pytest
 
 from standins import Fault
 from tests.harness import Harness
+from tests.put_modes import graph_put_mode, pytest_generate_tests  # noqa: F401 - both PUT readings
 
 
 def test_push_replaces_the_token_with_the_current_key_vault_version(harness: Harness) -> None:
@@ -56,7 +57,8 @@ def test_credentials_rejected_by_validate_credentials_are_never_pushed(harness: 
     assert error["code"] == "CredentialsRejected"
     assert error["retryable"] is False
     assert error["graphErrorCode"] == "BadRequest"
-    assert error["graphInnerCode"] == "SystemForCrossDomainIdentityManagementCredentialValidationUnavailable"
+    assert error["graphInnerCode"] == "SystemForCrossDomainIdentityManagementCredentialValidationFailure"
+    assert error["reason"] == "rejected"
     assert error["graphRequestId"]
     assert graph.hop_count("put_secrets") == 0
     assert scenario.job_token("contoso-scim") == before

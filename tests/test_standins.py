@@ -195,6 +195,36 @@ def test_keyvault_not_found_disabled_and_forbidden(vault: KeyVaultStandin, clien
     assert "getSecret/action" in str(denied.value.message)
 
 
+@pytest.mark.parametrize(
+    ("setting", "inner", "phrase"),
+    [
+        ({"forbid_all": True}, "ForbiddenByRbac", "DeniedWithNoValidRBAC"),
+        (
+            {"forbid_all": True, "permission_model": "accessPolicy"},
+            "AccessDenied",
+            "does not have secrets get permission",
+        ),
+        ({"network_denial": "privateLinkOnly"}, "ForbiddenByConnection", "Public network access is disabled"),
+        ({"network_denial": "firewall"}, "ForbiddenByFirewall", "Client address is not authorized"),
+    ],
+)
+def test_keyvault_403s_differ_by_cause(
+    vault: KeyVaultStandin, client: SecretClient, setting: dict[str, object], inner: str, phrase: str
+) -> None:
+    vault.set_secret("tok", "v")
+    for name, value in setting.items():
+        setattr(vault, name, value)
+    with pytest.raises(HttpResponseError) as denied:
+        client.get_secret("tok")
+    assert denied.value.status_code == 403
+    assert denied.value.error is not None and denied.value.error.code == "Forbidden"
+    assert denied.value.error.innererror == {"code": inner}
+    assert phrase in str(denied.value.error.message)
+    vault.reset()
+    vault.set_secret("tok", "v")
+    assert client.get_secret("tok").value == "v"
+
+
 def test_keyvault_dates_are_reported_not_enforced(vault: KeyVaultStandin, client: SecretClient) -> None:
     past = datetime.now(timezone.utc) - timedelta(days=1)
     future = datetime.now(timezone.utc) + timedelta(days=1)
@@ -365,7 +395,9 @@ def test_graph_validate_credentials(stack: StandinStack, graph_sp: str) -> None:
     assert rejected.status_code == 400
     assert PLANTED not in rejected.text
     nested = json.loads(rejected.json()["error"]["message"])
-    assert nested["code"] == "SystemForCrossDomainIdentityManagementCredentialValidationUnavailable"
+    # wrong credentials: the target application answered 401, the provisioning service's "Failure" class
+    assert nested["code"] == "SystemForCrossDomainIdentityManagementCredentialValidationFailure"
+    assert "Unauthorized" in nested["message"]
 
     saved = {"credentials": [], "useSavedCredentials": True}
     assert requests.post(url, json=saved, headers=headers, verify=_ca(stack), timeout=5).status_code == 400
@@ -382,9 +414,71 @@ def test_graph_validate_credentials(stack: StandinStack, graph_sp: str) -> None:
     assert stack.graph.validation_attempts(SP) == 4
 
 
-def test_graph_put_replaces_and_get_masks(stack: StandinStack, graph_sp: str) -> None:
+@pytest.mark.parametrize("placement", ["nested", "code", "innerError", "text"])
+def test_graph_validate_credentials_when_the_target_cannot_be_reached(
+    stack: StandinStack, graph_sp: str, placement: str
+) -> None:
+    url = _sync_url(stack, tail=f"/jobs/{quote(graph_sp, safe='')}/validateCredentials")
+    stack.graph.accept_credentials(SP, {"SecretToken": "right"})
+    stack.graph.set_target_unreachable(SP)
+    stack.graph.validation_code_placement = placement
+    body = {"credentials": [{"key": "SecretToken", "value": "right"}], "useSavedCredentials": False}
+    answer = requests.post(url, json=body, headers=_graph_headers(stack), verify=_ca(stack), timeout=5)
+    assert answer.status_code == 400
+    error = answer.json()["error"]
+    where = {
+        "nested": lambda: json.loads(error["message"])["code"],
+        "code": lambda: error["code"],
+        "innerError": lambda: error["innerError"]["code"],
+        "text": lambda: error["message"].split(":")[0],
+    }
+    assert where[placement]() == "SystemForCrossDomainIdentityManagementCredentialValidationUnavailable"
+    stack.graph.set_target_unreachable(SP, False)
+    assert requests.post(url, json=body, headers=_graph_headers(stack), verify=_ca(stack), timeout=5).status_code == 204
+
+
+def test_graph_put_merges_by_default_and_an_empty_value_deletes_its_key(stack: StandinStack, graph_sp: str) -> None:
     url = _sync_url(stack, tail="/secrets")
     headers = _graph_headers(stack)
+    assert stack.graph.put_mode == "merge"
+    stack.graph.set_stored_secrets(SP, {"BaseAddress": "https://old", "SecretToken": "old", "SyncAll": "false"})
+    put = {"value": [{"key": "SecretToken", "value": PLANTED}, {"key": "SyncAll", "value": ""}]}
+    assert requests.put(url, json=put, headers=headers, verify=_ca(stack), timeout=5).status_code == 204
+    assert stack.graph.stored_secrets(SP) == {"BaseAddress": "https://old", "SecretToken": PLANTED}
+    assert stack.graph.secret_history(SP) == [{"BaseAddress": "https://old", "SecretToken": PLANTED}]
+
+
+def test_graph_get_secrets_can_answer_404_while_nothing_is_stored(stack: StandinStack, graph_sp: str) -> None:
+    url = _sync_url(stack, tail="/secrets")
+    headers = _graph_headers(stack)
+    assert requests.get(url, headers=headers, verify=_ca(stack), timeout=5).json()["value"] == []
+    stack.graph.not_found_when_empty = True
+    missing = requests.get(url, headers=headers, verify=_ca(stack), timeout=5)
+    assert (missing.status_code, missing.json()["error"]["code"]) == (404, "NotFound")
+    stack.graph.set_stored_secrets(SP, {"BaseAddress": "https://x"})
+    assert requests.get(url, headers=headers, verify=_ca(stack), timeout=5).status_code == 200
+
+
+def test_faults_can_answer_with_raw_bodies(stack: StandinStack, graph_sp: str) -> None:
+    url = _sync_url(stack, tail="/jobs")
+    stack.graph.inject("list_jobs", Fault.gateway_page(502))
+    stack.graph.inject("list_jobs", Fault.status(500, raw_body=b""))
+    stack.graph.inject("list_jobs", Fault.status(400, raw_body=b"not json", content_type="text/plain"))
+    page = requests.get(url, headers=_graph_headers(stack), verify=_ca(stack), timeout=5)
+    assert page.status_code == 502 and page.headers["Content-Type"] == "text/html"
+    assert page.text.startswith("<html>") and "502 Bad Gateway" in page.text
+    empty = requests.get(url, headers=_graph_headers(stack), verify=_ca(stack), timeout=5)
+    assert (empty.status_code, empty.content, empty.headers.get("Content-Type")) == (500, b"", None)
+    text = requests.get(url, headers=_graph_headers(stack), verify=_ca(stack), timeout=5)
+    assert (text.status_code, text.text, text.headers["Content-Type"]) == (400, "not json", "text/plain")
+    with pytest.raises(ValueError):
+        Fault.status(500, body={"a": 1}, raw_body=b"x")
+
+
+def test_graph_put_replaces_in_replace_mode_and_get_masks(stack: StandinStack, graph_sp: str) -> None:
+    url = _sync_url(stack, tail="/secrets")
+    headers = _graph_headers(stack)
+    stack.graph.put_mode = "replace"
     stack.graph.set_stored_secrets(SP, {"BaseAddress": "https://old", "SecretToken": "old", "SyncAll": "false"})
     put = {"value": [{"key": "BaseAddress", "value": "https://new"}, {"key": "SecretToken", "value": PLANTED}]}
     assert requests.put(url, json=put, headers=headers, verify=_ca(stack), timeout=5).status_code == 204

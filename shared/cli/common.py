@@ -79,11 +79,11 @@ def developer_credential(config: SyncConfig, settings: Any) -> Any:
 
 
 def load_config_or_report(ctx: Context) -> SyncConfig | int:
-    """The config, or the exit code after reporting why it is invalid."""
+    """The config, or the exit code after reporting why it is invalid (or why nothing can sign in)."""
     from ..core.errors import ConfigInvalid
 
     try:
-        return ctx.config()
+        config = ctx.config()
     except ConfigInvalid as error:
         if ctx.json:
             ctx.emit_json({"status": "failed", "error": error.to_dict()})
@@ -92,6 +92,27 @@ def load_config_or_report(ctx: Context) -> SyncConfig | int:
             for problem in error.problems:
                 ctx.emit(f"  {problem}")
         return EXIT_USAGE
+    return _signed_in_or_report(ctx, config)
+
+
+def _signed_in_or_report(ctx: Context, config: SyncConfig) -> SyncConfig | int:
+    """With ``--credential default``, one token request first: without a sign-in every secret, permission and
+    job would fail with the same advice. Said once, and the command stops (the token is cached for the rest)."""
+    from ..core.errors import SignInRequired, SyncError
+
+    if ctx.args.credential != "default":
+        return config
+    try:
+        ctx.worker().services(config).credential.get_token(config.cloud.graph_scope)
+    except SignInRequired as error:
+        if ctx.json:
+            ctx.emit_json({"status": "failed", "error": error.to_dict()})
+        else:
+            ctx.emit(f"{error.code}: {error.message}")
+        return EXIT_FAILED
+    except SyncError:  # any other failure is reported by the command itself, where it belongs
+        pass
+    return config
 
 
 def exit_code_of(errors: Iterable[tuple[bool, bool]]) -> int:

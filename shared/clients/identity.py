@@ -9,13 +9,20 @@ tokens until five minutes before expiry; it is built once per worker process and
 from __future__ import annotations
 
 import copy
+import logging
 import os
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
-from ..core.errors import DeadlineExceeded, ManagedIdentityFailed, ManagedIdentityUnavailable, SyncError
+from ..core.errors import (
+    DeadlineExceeded,
+    ManagedIdentityFailed,
+    ManagedIdentityUnavailable,
+    SignInRequired,
+    SyncError,
+)
 from ..core.retry import RETRYABLE_STATUSES, RetrySettings, current_deadline, deadline_retry_policy_class
 
 if TYPE_CHECKING:
@@ -180,12 +187,27 @@ def _identity_retry_policy_class(settings: RetrySettings, kind: str) -> type[Any
     base = deadline_retry_policy_class(settings, f"getting a token from the {kind}")
 
     class IdentityRetryPolicy(base):  # type: ignore[misc, valid-type]
+        def is_retry(self, settings_: dict[str, Any], response: Any) -> bool:
+            # Right after a deployment the endpoint has answered 403 with an empty body for a while
+            # (azure-sdk-for-net #30467): retried like a 5xx, within the same bound, before it counts as refused.
+            if _transient_forbidden(response.http_response):
+                return bool(settings_["total"])
+            return super().is_retry(settings_, response)
+
         def send(self, request: Any) -> Any:
             response = super().send(request)
             status = response.http_response.status_code
             if status < 400:
                 return response
             resource = request.http_request.query.get("resource", "?")
+            if _transient_forbidden(response.http_response):
+                raise ManagedIdentityFailed(
+                    f"the {kind} endpoint kept answering 403 with an empty body for {resource} "
+                    f"({settings.max_attempts} attempts). That happens for a few minutes after a deployment or a "
+                    "change of identity; if it persists, check that the managed identity is enabled on this "
+                    "Function App (Identity blade) and restart the app",
+                    details={"httpStatus": status},
+                )
             if status in RETRYABLE_STATUSES:
                 raise ManagedIdentityUnavailable(
                     f"the {kind} endpoint did not issue a token for {resource} (HTTP {status}, "
@@ -206,6 +228,105 @@ def _identity_retry_policy_class(settings: RetrySettings, kind: str) -> type[Any
     return IdentityRetryPolicy
 
 
+def _transient_forbidden(http_response: Any) -> bool:
+    """A 403 without a body: what the endpoint answers while the identity is not wired up yet."""
+    if http_response.status_code != 403:
+        return False
+    try:
+        return not (http_response.body() or b"").strip()
+    except Exception:  # noqa: BLE001 - a body that cannot be read is not the empty one this is about
+        return False
+
+
+class DeveloperTokenProvider(TokenProvider):
+    """``DefaultAzureCredential`` for the operator CLI, with failures said the way a person at a laptop needs them.
+
+    Not signed in, the chain raises a 13-line report of every credential it tried, and logs it as a warning
+    too, on every call. Here it becomes one ``SignInRequired`` ("sign in with `az login`, or run inside
+    Azure"); the warning is not logged (the error says it), and a failure that retrying cannot fix is
+    remembered, so the chain is not walked again (and its report not repeated) for every secret and target.
+    """
+
+    CHAIN_LOGGER = "azure.identity._credentials.chained"
+    _CHAIN_FAILED = "failed to retrieve a token from the included credentials"
+
+    def __init__(self, credential: TokenCredential, description: str) -> None:
+        super().__init__(credential, description)
+        self._failed: SyncError | None = None
+
+    def get_token(self, *scopes: str, **kwargs: Any) -> AccessToken:
+        self._raise_remembered()
+        with _quiet_chain_report(self.CHAIN_LOGGER, self._CHAIN_FAILED):
+            try:
+                return super().get_token(*scopes, **kwargs)
+            except SyncError as error:
+                self._remember(error)
+                raise
+
+    def get_token_info(self, *scopes: str, options: Any = None) -> AccessTokenInfo:
+        self._raise_remembered()
+        with _quiet_chain_report(self.CHAIN_LOGGER, self._CHAIN_FAILED):
+            try:
+                return super().get_token_info(*scopes, options=options)
+            except SyncError as error:
+                self._remember(error)
+                raise
+
+    def _raise_remembered(self) -> None:
+        if self._failed is not None:
+            raise copy.copy(self._failed)
+
+    def _remember(self, error: SyncError) -> None:
+        if not error.retryable:
+            self._failed = error
+
+    def _classify(self, exc: Exception, scopes: tuple[str, ...]) -> SyncError:
+        text = str(getattr(exc, "message", None) or exc)
+        if self._CHAIN_FAILED not in text:
+            return super()._classify(exc, scopes)
+        cli = _attempt_line(text, "AzureCliCredential")
+        if cli and not any(hint in cli.lower() for hint in ("az login", "not found on path", "not installed")):
+            # The Azure CLI is signed in but could not get a token (a tenant, a consent, an expired login).
+            return SignInRequired(
+                f"your Azure CLI sign-in could not get a token for {scopes[0] if scopes else '?'} ({cli[:200]}): "
+                "sign in again with `az login` (with --tenant if the app is in another tenant), or run inside Azure"
+            )
+        return SignInRequired(
+            "no Azure sign-in was found: sign in with `az login` (or run inside Azure, where the Function App's "
+            "managed identity is used)"
+        )
+
+
+def _attempt_line(report: str, credential: str) -> str | None:
+    """One credential's line from DefaultAzureCredential's report of what it tried."""
+    for line in report.splitlines():
+        stripped = line.strip()
+        if stripped.startswith(f"{credential}:"):
+            return stripped[len(credential) + 1 :].strip()
+    return None
+
+
+class _ChainReportFilter(logging.Filter):
+    def __init__(self, marker: str) -> None:
+        super().__init__()
+        self.marker = marker
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return self.marker not in str(record.msg)
+
+
+@contextmanager
+def _quiet_chain_report(logger_name: str, marker: str) -> Iterator[None]:
+    """Drop the chain's own warning while our call runs: the error we raise says it, once."""
+    chain_logger = logging.getLogger(logger_name)
+    quiet = _ChainReportFilter(marker)
+    chain_logger.addFilter(quiet)
+    try:
+        yield
+    finally:
+        chain_logger.removeFilter(quiet)
+
+
 def developer_provider(settings: RetrySettings, managed_identity_client_id: str | None = None) -> TokenProvider:
     """``DefaultAzureCredential`` for the operator CLI: Azure CLI login on a laptop, managed identity in Azure.
 
@@ -221,4 +342,4 @@ def developer_provider(settings: RetrySettings, managed_identity_client_id: str 
         retry_backoff_max=settings.backoff_max,
         **extra,
     )
-    return TokenProvider(credential, "Azure credential (DefaultAzureCredential)")
+    return DeveloperTokenProvider(credential, "Azure credential (DefaultAzureCredential)")

@@ -7,6 +7,7 @@ or not-yet-valid current version fails the target; there is no fallback to an ol
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Callable, Iterable
 from concurrent.futures import Executor, Future
@@ -21,6 +22,7 @@ from ..core.errors import (
     KeyVaultForbidden,
     KeyVaultRequestFailed,
     KeyVaultSecretDisabled,
+    KeyVaultSecretEmpty,
     KeyVaultSecretExpired,
     KeyVaultSecretNotFound,
     KeyVaultSecretNotYetValid,
@@ -167,6 +169,7 @@ class SecretReader:
             )
         if secret.value is None:
             raise KeyVaultRequestFailed(f"Key Vault returned no value for {where}")
+        _refuse_empty(secret.value, where)
         return ResolvedSecret(
             ref=ref,
             name=name,
@@ -184,9 +187,13 @@ class SecretReader:
         """The current version's attributes (``check``, ``status``); nothing is judged, nothing is kept.
 
         Key Vault has no attributes-only read of the latest version, so this reads the secret like a
-        sync does (which also proves the identity may read it) and drops the value here.
+        sync does (which also proves the identity may read it) and drops the value here; an empty value
+        is therefore reported here (``KeyVaultSecretEmpty``), where it can still be seen.
         """
-        props = self._fetch(name, deadline).properties
+        secret = self._fetch(name, deadline)
+        props = secret.properties
+        if secret.value is not None:
+            _refuse_empty(secret.value, f"secret '{name}' in vault '{self.vault.name}' (version {props.version})")
         return SecretInfo(
             name=props.name or name,
             vault=self.vault.name,
@@ -214,14 +221,13 @@ class SecretReader:
                 "keyVaultSecret / keyVault in the config",
                 details=details,
             )
-        if status == 403 and (error_code == "SecretDisabled" or "disabled" in str(getattr(exc, "message", "")).lower()):
+        # "Public network access is disabled" is a network denial, not a disabled secret: match the secret's wording.
+        if status == 403 and (
+            error_code == "SecretDisabled" or "on a disabled secret" in str(getattr(exc, "message", "")).lower()
+        ):
             return KeyVaultSecretDisabled(f"the current version of {where} is disabled: enable it or add a new version")
         if status == 403:
-            return KeyVaultForbidden(
-                f"the managed identity may not read {where}: assign it the role {KEY_VAULT_SECRETS_USER_ROLE} "
-                "on the vault or the secret (RBAC vaults), or a 'get' secret access policy (access-policy vaults)",
-                details=details,
-            )
+            return _forbidden(exc, where, error_code, details)
         if status == 429:
             return KeyVaultThrottled(f"Key Vault throttled reading {where}; retry later", details=details)
         if isinstance(exc, ClientAuthenticationError) or status == 401:
@@ -244,8 +250,68 @@ def _inner_code(exc: Exception) -> str | None:
     error = getattr(exc, "error", None)
     inner = getattr(error, "innererror", None) or {}
     if isinstance(inner, dict):
-        return inner.get("code")
+        code = inner.get("code")
+        # A fixed Key Vault word (ForbiddenByRbac, ...); anything else is not ours to repeat.
+        return code if isinstance(code, str) and _WORD.fullmatch(code) else None
     return None
+
+
+_WORD = re.compile(r"[A-Za-z]{1,64}")
+#: Key Vault's inner codes and message phrases for each kind of 403 (graph-sync-api.md: RBAC denial, access-policy
+#: vault, network denial as quoted in public reports).
+_NETWORK_CODES = frozenset({"ForbiddenByConnection", "ForbiddenByFirewall", "ForbiddenByPolicy"})
+_NETWORK_PHRASES = (
+    "public network access is disabled",
+    "client address is not authorized",
+    "approved private link",
+    "not from a trusted service",
+)
+
+
+def _forbidden_reason(inner_code: str | None, message: str) -> str:
+    """``rbac``, ``accessPolicy``, ``network`` or ``unknown``: each 403 needs a different fix."""
+    lowered = message.lower()
+    if inner_code in _NETWORK_CODES or any(phrase in lowered for phrase in _NETWORK_PHRASES):
+        return "network"
+    if inner_code == "ForbiddenByRbac" or "deniedwithnovalidrbac" in lowered:
+        return "rbac"
+    if inner_code == "AccessDenied" or "does not have secrets get permission" in lowered:
+        return "accessPolicy"
+    return "unknown"
+
+
+def _forbidden(exc: Exception, where: str, inner_code: str | None, details: dict[str, Any]) -> KeyVaultForbidden:
+    """One stable code; the message and ``reason`` say which fix applies (the vault owner does all three)."""
+    error = getattr(exc, "error", None)
+    message = getattr(error, "message", None)
+    reason = _forbidden_reason(inner_code, message if isinstance(message, str) else "")
+    details = {**details, "reason": reason}
+    if inner_code:
+        details["keyVaultInnerCode"] = inner_code
+    fixes = {
+        "rbac": f"the vault uses Azure RBAC and the managed identity has no role that reads {where}: assign it "
+        f"{KEY_VAULT_SECRETS_USER_ROLE} on the vault or the secret (assignments take a few minutes to apply)",
+        "accessPolicy": f"the vault uses access policies and none lets the managed identity read {where}: add an "
+        "access policy with the 'get' secret permission for it, or switch the vault to the Azure RBAC permission "
+        f"model and assign {KEY_VAULT_SECRETS_USER_ROLE}",
+        "network": f"the vault's network rules refuse this app while reading {where} (public network access "
+        "disabled, or the firewall does not admit its address): give the app a private endpoint it reaches (VNet "
+        "integration and the privatelink.vaultcore.azure.net DNS zone), or allow its outbound addresses or subnet "
+        "in the vault's firewall; a role assignment does not help",
+        "unknown": f"Key Vault refused to let the managed identity read {where} (HTTP 403): assign it "
+        f"{KEY_VAULT_SECRETS_USER_ROLE} (RBAC vaults) or a 'get' secret access policy (access-policy vaults), and "
+        "check the vault's network rules (public access, firewall, private endpoint)",
+    }
+    return KeyVaultForbidden(fixes[reason], details=details)
+
+
+def _refuse_empty(value: str, where: str) -> None:
+    """An empty value is never pushed: under Graph's merging PUT it would delete the credential."""
+    if not value.strip():
+        raise KeyVaultSecretEmpty(
+            f"the current version of {where} is empty or only whitespace: it is never pushed (Graph would take an "
+            "empty value as deleting the key); add a new version with the real value"
+        )
 
 
 def _deadline_retry_policy(settings: RetrySettings) -> Any:

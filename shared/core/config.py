@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import ipaddress
 import json
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -124,26 +125,49 @@ class SyncConfig:
 
 
 def load_config(environ: Mapping[str, str], app_root: Path) -> SyncConfig:
-    """Read ``SYNC_CONFIG`` (JSON text or a path relative to the app root) and validate it."""
-    raw = environ.get("SYNC_CONFIG", "").strip()
+    """Read ``SYNC_CONFIG`` (JSON text or a path relative to the app root) and validate it.
+
+    Which one it is, is decided by shape, never by trying: text that starts like JSON (``{``, ``[``,
+    after a byte-order mark and blanks) or that a path never holds (a line break, a brace, a quote) is
+    the document; anything else is a path. Neither the document nor a path of an unexpected shape is
+    ever repeated in an error (the document holds tenant URLs and ids; a mis-pasted value could be worse).
+    """
+    raw = environ.get("SYNC_CONFIG", "").lstrip(_BOM).strip()
     if not raw:
         raise ConfigInvalid(["SYNC_CONFIG: not set"])
-    if raw.startswith("{"):
+    if _looks_like_json(raw):
         text, source = raw, "SYNC_CONFIG"
     else:
-        path = Path(raw)
+        path = Path(raw).expanduser()
         if not path.is_absolute():
             path = app_root / path
         try:
-            text = path.read_text(encoding="utf-8")
-        except OSError as exc:
+            text = path.read_text(encoding="utf-8-sig")  # -sig: a byte-order mark (Windows editors) is dropped
+        except (OSError, ValueError) as exc:
+            reason = getattr(exc, "strerror", None) or type(exc).__name__
             raise ConfigInvalid(
-                [f"SYNC_CONFIG: cannot read file {path.name!r} ({exc.strerror or type(exc).__name__})"]
+                [f"SYNC_CONFIG: not a JSON document, and cannot read {_shown_path(path)} ({reason})"]
             ) from None
         source = str(path)
     allowed_hosts = {h.strip().lower() for h in environ.get(ALLOWED_VAULT_HOSTS_SETTING, "").split(",") if h.strip()}
     client_id = environ.get(MANAGED_IDENTITY_CLIENT_ID_SETTING, "").strip() or None
     return parse_config(text, source=source, allowed_vault_hosts=allowed_hosts, managed_identity_client_id=client_id)
+
+
+_BOM = "\ufeff"
+#: Characters that start a JSON document, or that no file path here holds.
+_JSON_START = ("{", "[", '"')
+_NEVER_IN_A_PATH = ("\n", "\r", "{", "}", '"', "[", "]")
+_SHOWABLE_FILE_NAME = re.compile(r"[A-Za-z0-9._ -]{1,100}")
+
+
+def _looks_like_json(text: str) -> bool:
+    return text.startswith(_JSON_START) or any(ch in text for ch in _NEVER_IN_A_PATH)
+
+
+def _shown_path(path: Path) -> str:
+    """The file's name if it has the shape of one, else nothing: never a piece of a document."""
+    return f"file {path.name!r}" if _SHOWABLE_FILE_NAME.fullmatch(path.name) else "the file it names (name not shown)"
 
 
 def parse_config(
@@ -153,6 +177,7 @@ def parse_config(
     allowed_vault_hosts: set[str] | None = None,
     managed_identity_client_id: str | None = None,
 ) -> SyncConfig:
+    text = text.lstrip(_BOM)
     try:
         document = json.loads(text, object_pairs_hook=_reject_duplicate_keys)
     except _DuplicateKey as exc:

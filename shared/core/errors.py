@@ -10,6 +10,7 @@ first (see ``shared.core.redaction``).
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from typing import Any, ClassVar
 
 
@@ -37,6 +38,17 @@ class SyncError(Exception):
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(code={self.code!r}, message={self.message!r})"
+
+    def scrubbed(self, scrub: Callable[[str], str]) -> SyncError:
+        """This error with ``scrub`` applied to its text again (in place).
+
+        For a failure that happened before the redactor knew every value (a read started before the
+        credentials were resolved): it is scrubbed once more when it surfaces.
+        """
+        self.message = scrub(self.message)
+        self.args = (self.message,)
+        self.details = {k: scrub(v) if isinstance(v, str) else v for k, v in self.details.items()}
+        return self
 
 
 # --- Configuration (server side) -------------------------------------------------------------
@@ -119,7 +131,21 @@ class KeyVaultSecretNotYetValid(TargetFailure):
     code = "KeyVaultSecretNotYetValid"
 
 
+class KeyVaultSecretEmpty(TargetFailure):
+    """The current version's value is empty or only whitespace.
+
+    Under Graph's merging PUT an empty value deletes the key, so it would silently remove a credential
+    from the job: it is refused before anything is sent to Graph.
+    """
+
+    code = "KeyVaultSecretEmpty"
+
+
 class KeyVaultForbidden(TargetFailure):
+    """Key Vault answered 403. ``details["reason"]`` says which kind, since each needs a different fix:
+    ``rbac`` (a role assignment), ``accessPolicy`` (an access policy, or switch the vault to RBAC),
+    ``network`` (the vault's firewall or private endpoint), ``unknown``."""
+
     code = "KeyVaultForbidden"
 
 
@@ -129,6 +155,12 @@ class KeyVaultRequestFailed(TargetFailure):
 
 class ManagedIdentityFailed(TargetFailure):
     code = "ManagedIdentityFailed"
+
+
+class SignInRequired(TargetFailure):
+    """The operator CLI found no usable Azure sign-in on this machine (``--credential default``)."""
+
+    code = "SignInRequired"
 
 
 class GraphUnauthorized(TargetFailure):
@@ -152,7 +184,11 @@ class SyncJobAmbiguous(TargetFailure):
 
 
 class CredentialsRejected(TargetFailure):
-    """validateCredentials did not answer 2xx: the credentials are not pushed."""
+    """validateCredentials did not answer 2xx: the credentials are not pushed.
+
+    ``details["reason"]``: ``rejected`` (the target application answered 401: the credentials are wrong) or
+    ``notValidated`` (another answer). The target being unreachable is ``TargetApplicationUnreachable``.
+    """
 
     code = "CredentialsRejected"
 
@@ -196,6 +232,21 @@ class GraphThrottled(TransientFailure):
 
 class GraphUnavailable(TransientFailure):
     code = "GraphUnavailable"
+
+
+class TargetApplicationUnreachable(TransientFailure):
+    """validateCredentials: the provisioning service could not reach the target application
+    (``...CredentialValidationUnavailable``: DNS, network, an outage). Nothing was pushed; it may pass later."""
+
+    code = "TargetApplicationUnreachable"
+
+
+class GraphAnswerUnreadable(TransientFailure):
+    """A read was answered with a body Graph does not send (empty, not JSON, an HTML page): something between
+    us and Graph answered. Never taken as "nothing there" (an empty list of stored secrets would drop the keys
+    carried along), nothing is pushed; retryable, as a gateway's page usually is."""
+
+    code = "GraphAnswerUnreadable"
 
 
 class DeadlineExceeded(TransientFailure):

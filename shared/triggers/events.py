@@ -105,11 +105,23 @@ def _epoch(value: Any) -> datetime | None:
         return None
 
 
+#: The most of an event id / event type that is ever echoed (in responses, results and logs). Real ones are far
+#: shorter (a GUID; ``Microsoft.KeyVault.SecretNewVersionCreated``), so a capped one is never a known type.
+MAX_EVENT_ID = 128
+MAX_EVENT_TYPE = 200
+
+
 def safe_event_id(value: Any) -> str:
     """Event ids are echoed in responses and logs: keep them short and printable."""
-    text = value if isinstance(value, str) else ""
-    text = "".join(ch for ch in text if ch.isprintable())[:128]
-    return text or "(no id)"
+    return echoable(value, MAX_EVENT_ID) or "(no id)"
+
+
+def echoable(value: Any, limit: int) -> str:
+    """Printable characters only, at most ``limit`` of them (then an ellipsis): safe to echo."""
+    if not isinstance(value, str):
+        return ""
+    text = "".join(ch for ch in value[: limit * 4] if ch.isprintable()).strip()
+    return text if len(text) <= limit else text[: limit - 1] + "\u2026"
 
 
 def from_event_grid_dict(raw: Any) -> KeyVaultEvent:
@@ -121,13 +133,13 @@ def from_event_grid_dict(raw: Any) -> KeyVaultEvent:
     type_key = "type" if is_cloud_event else "eventtype"
     event_type = raw.get(keys.get(type_key, ""))
     event_id = safe_event_id(raw.get(keys.get("id", "")))
-    if not isinstance(event_type, str) or not event_type.strip():
+    if not echoable(event_type, MAX_EVENT_TYPE):
         raise EventInvalid(f"event {event_id}: no {'type' if is_cloud_event else 'eventType'}")
     data = raw.get(keys.get("data", ""))
     subject = raw.get(keys.get("subject", ""))
     event = KeyVaultEvent(
         id=event_id,
-        event_type=event_type.strip(),
+        event_type=echoable(event_type, MAX_EVENT_TYPE),
         subject=subject if isinstance(subject, str) else None,
         data=EventData(data) if isinstance(data, dict) else None,
     )
@@ -143,12 +155,12 @@ def from_function_event(event: Any) -> KeyVaultEvent:
         data = event.get_json()
     except (ValueError, TypeError, AttributeError):
         data = None
-    if not isinstance(event_type, str) or not event_type.strip():
+    if not echoable(event_type, MAX_EVENT_TYPE):
         raise EventInvalid(f"event {event_id}: no event type")
     subject = getattr(event, "subject", None)
     parsed = KeyVaultEvent(
         id=event_id,
-        event_type=event_type.strip(),
+        event_type=echoable(event_type, MAX_EVENT_TYPE),
         subject=subject if isinstance(subject, str) else None,
         data=EventData(data) if isinstance(data, dict) else None,
     )

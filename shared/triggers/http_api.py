@@ -4,6 +4,7 @@ Event Grid subscription-validation handshake, told apart by shape (no header is 
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -46,11 +47,14 @@ def parse_body(body: bytes) -> HttpBody:
     if not body.strip():
         return SyncRequest()
     try:
-        document = json.loads(body.decode("utf-8"))
+        document = json.loads(body.decode("utf-8"), object_pairs_hook=_reject_duplicate_keys)
     except UnicodeDecodeError:
         raise RequestInvalid("the body is not UTF-8 text") from None
     except RecursionError:
         raise RequestInvalid("the body nests too deeply") from None
+    except _DuplicateKey as duplicate:
+        # json.loads keeps the last of two equal keys: {"dryRun": true, "dryRun": false} would push for real.
+        raise RequestInvalid(f"the body has the key {duplicate.shown} twice in one object") from None
     except ValueError as exc:
         where = f" at line {exc.lineno} column {exc.colno}" if isinstance(exc, json.JSONDecodeError) else ""
         raise RequestInvalid(f"the body is not valid JSON{where}") from None
@@ -63,6 +67,31 @@ def parse_body(body: bytes) -> HttpBody:
     return _sync_request(document)
 
 
+class _DuplicateKey(ValueError):
+    def __init__(self, key: str) -> None:
+        super().__init__("duplicate key")
+        self.shown = _shown_key(key)
+
+
+_SHOWABLE_KEY = re.compile(r"[A-Za-z0-9_.-]{1,40}")
+_VALIDATION_CODE = re.compile(r"[A-Za-z0-9_.:{}-]{1,128}")
+
+
+def _shown_key(key: str) -> str:
+    """A key is echoed only in the shape of a field name: anything else may be a pasted value, or huge."""
+    return repr(key) if _SHOWABLE_KEY.fullmatch(key) else "(a key of an unexpected shape)"
+
+
+def _reject_duplicate_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """The same rule as the config parser: one value per key, or the body is refused."""
+    result: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in result:
+            raise _DuplicateKey(key)
+        result[key] = value
+    return result
+
+
 def _event_batch(batch: list[Any]) -> HttpBody:
     if not batch:
         raise RequestInvalid("an event batch must not be empty")
@@ -72,6 +101,8 @@ def _event_batch(batch: list[Any]) -> HttpBody:
         raise RequestInvalid("every element of an event batch must be a JSON object")
     code = events.validation_code(batch[0])
     if code is not None:
+        if not _VALIDATION_CODE.fullmatch(code):  # it is echoed back: Event Grid's codes are GUIDs
+            raise RequestInvalid("the subscription validation code has an unexpected shape")
         return ValidationHandshake(code)
     cloud = all(any(str(k).lower() == "specversion" for k in e) for e in batch)
     return EventDelivery(events=tuple(batch), cloud_events=cloud)
@@ -80,7 +111,7 @@ def _event_batch(batch: list[Any]) -> HttpBody:
 def _sync_request(document: dict[str, Any]) -> SyncRequest:
     unknown = [k for k in document if k not in _REQUEST_FIELDS]
     if unknown:
-        shown = ", ".join(repr(k[:40]) for k in unknown[:5])
+        shown = ", ".join(_shown_key(k) for k in unknown[:5])
         raise RequestInvalid(f"unknown field(s) {shown}; allowed: {', '.join(_REQUEST_FIELDS)}")
     if "targets" in document and "secrets" in document:
         raise RequestInvalid("give either 'targets' or 'secrets', not both")

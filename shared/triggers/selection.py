@@ -15,8 +15,10 @@ from .http_api import SyncRequest
 
 def select_for_request(config: SyncConfig, request: SyncRequest) -> list[Target]:
     """Only configured names: a caller chooses which targets run, never what they point at."""
+    # Shape first, then comparison: "t1-to\u212aen".lower() is "t1-token" (KELVIN SIGN), so a name that is not
+    # one a vault or the config could hold never reaches a case-insensitive compare.
     if request.targets is not None:
-        unknown = [n for n in request.targets if config.target(n) is None]
+        unknown = [n for n in request.targets if not identifiers.is_target_name(n) or config.target(n) is None]
         if unknown:
             raise UnknownTarget(
                 f"not in the config: {_describe(unknown, identifiers.is_target_name)}",
@@ -26,13 +28,13 @@ def select_for_request(config: SyncConfig, request: SyncRequest) -> list[Target]
         return [t for t in config.targets if t.name in wanted]
     if request.secrets is not None:
         configured = config.secret_names()
-        unknown = [n for n in request.secrets if n.lower() not in configured]
+        unknown = [n for n in request.secrets if not identifiers.is_secret_name(n) or n.lower() not in configured]
         if unknown:
             raise UnknownSecret(
                 f"no target uses: {_describe(unknown, identifiers.is_secret_name)}",
                 details={"names": _safe(unknown, identifiers.is_secret_name)},
             )
-        wanted = {n.lower() for n in request.secrets}
+        wanted = {n.lower() for n in request.secrets}  # only names of the strict shape are left here
         return [t for t in config.targets if any(ref.secret in wanted for ref in t.key_vault_refs)]
     return list(config.targets)
 
