@@ -30,7 +30,7 @@ from .common import (
     utc_now,
 )
 
-#: Graph application permissions that allow every call the sync makes (see graph-sync-api.md).
+#: Graph application permissions that allow every call the sync makes (README, "Permissions").
 SYNC_PERMISSION = "Synchronization.ReadWrite.All"
 OWNED_BY_PERMISSION = "Application.ReadWrite.OwnedBy"
 #: Delegated scopes (a signed-in user's token) under which the user's own directory role decides.
@@ -250,7 +250,7 @@ def _target_checker(config: SyncConfig, services: Services) -> Callable[[Target]
                     False,
                     "the job's saved credentials no longer work (validateCredentials with useSavedCredentials: "
                     f"HTTP {rejected.details.get('httpStatus')}{f', {said}' if said else ''}): run "
-                    f"'python -m shared sync --target {target.name}' to push the current Key Vault version",
+                    f"'python3 dev.py cli sync --target {target.name}' to push the current Key Vault version",
                     code=rejected.code,
                     details={k: v for k, v in rejected.details.items() if k.startswith(("http", "graph"))},
                 )

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 import os
+import sys
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -78,10 +80,41 @@ def developer_credential(config: SyncConfig, settings: Any) -> Any:
     return developer_provider(settings, config.managed_identity_client_id)
 
 
+#: What the commands import on first use (``requirements.txt``); checked before anything runs.
+RUNTIME_MODULES = ("azure.identity", "azure.keyvault.secrets", "requests")
+HOW_TO_RUN = "python3 dev.py cli"
+
+
+def missing_runtime_modules() -> list[str]:
+    """The runtime dependencies this Python lacks (a system Python on a fresh clone lacks them all)."""
+    missing = []
+    for name in RUNTIME_MODULES:
+        try:
+            found = importlib.util.find_spec(name) is not None
+        except ModuleNotFoundError:  # the parent package (azure) is missing
+            found = False
+        if not found:
+            missing.append(name)
+    return missing
+
+
 def load_config_or_report(ctx: Context) -> SyncConfig | int:
-    """The config, or the exit code after reporting why it is invalid (or why nothing can sign in)."""
+    """The config, or the exit code after reporting why it is invalid (or why nothing can sign in, or
+    why this Python cannot run the commands at all)."""
     from ..core.errors import ConfigInvalid
 
+    missing = missing_runtime_modules()
+    if missing:
+        message = (
+            f"this Python ({sys.executable}) does not have the project's dependencies ({', '.join(missing)}): "
+            f"run the command as `{HOW_TO_RUN} {ctx.args.command} ...` from the repository (it builds .venv with "
+            "them and runs the CLI there), or install requirements.txt into the Python you use"
+        )
+        if ctx.json:
+            ctx.emit_json({"status": "failed", "error": {"message": message}})
+        else:
+            ctx.emit(message)
+        return EXIT_USAGE
     try:
         config = ctx.config()
     except ConfigInvalid as error:
