@@ -50,12 +50,15 @@ def run() -> None:
         standins.set_latency(LATENCY)
         with RemoteApp() as app:  # a fresh worker: no token, no challenge, no connection
             app.configure(environ, document)
+            app.call("preload")  # the SDKs' import time is cold_start's business: this is the network's
             cold = float(app.post()["seconds"]) / LATENCY
             warm = _warm(app) / LATENCY
         rows.append(
             Row("warm, 1 target (in-process ledger)", f"{warm:.2f} x latency", f"<= {WARM_TARGET}", warm <= WARM_TARGET)
         )
-        rows.append(Row("cold, 1 target (first invocation)", f"{cold:.2f} x latency", f"floor {COLD_FLOOR:g}"))
+        rows.append(
+            Row("cold, 1 target (first invocation, SDKs imported)", f"{cold:.2f} x latency", f"floor {COLD_FLOOR:g}")
+        )
 
         storage = standins.call("storage")["environ"]
         environ, document = standins.setup(1)
@@ -64,7 +67,7 @@ def run() -> None:
             app.configure({**environ, **storage}, document)
             app.post()
             durable = _warm(app) / LATENCY
-        rows.append(Row("warm, 1 target (durable ledger)", f"{durable:.2f} x latency", "floor 4 (+ record write)"))
+        rows.append(Row("warm, 1 target (durable ledger)", f"{durable:.2f} x latency", "floor 4 (3 + record write)"))
 
         environ, document = standins.setup(FANOUT_TARGETS, reverse=True)
         with RemoteApp() as app:

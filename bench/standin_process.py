@@ -44,16 +44,16 @@ class _Storm:
         self._fault = Fault.status(429, retry_after=retry_after)
         self._ends: float | None = None
 
-    def take_fault(self, hop: str) -> Fault | None:
+    def take_fault(self, hop: str, request: Any = None) -> Fault | None:
         with self._lock:
             if self._ends is None:
                 if self._countdown > 0:
                     self._countdown -= 1
-                    return self._original(hop)
+                    return self._original(hop, request)
                 self._ends = time.monotonic() + self._seconds
             if time.monotonic() < self._ends:
                 return self._fault
-        return self._original(hop)
+        return self._original(hop, request)
 
 
 class StandinProcess:

@@ -111,6 +111,14 @@ class ManagedIdentityStandin(StandinServer):
     def common_headers(self, request: Request) -> dict[str, str]:
         return {"X-Ms-Request-Id": request.request_id}
 
+    def fault_qualifier(self, request: Request) -> str | None:
+        """``token@graph`` / ``token@keyvault`` / ``token@storage``: faults for one resource's tokens."""
+        resource = request.query.get("resource", "").lower()
+        for name, marker in (("graph", "graph"), ("keyvault", "vault"), ("storage", "storage")):
+            if marker in resource:
+                return name
+        return None
+
     def error_response(self, request: Request, status: int, code: str, message: str) -> Response:
         """App Service's token endpoint answers errors as ``{"statusCode", "message", "correlationId"}``."""
         return Response(status, {"statusCode": status, "message": message, "correlationId": request.request_id})

@@ -141,6 +141,13 @@ class RequestRecord:
     connection_id: int
     fault: str | None = None
     body_bytes: int = field(default=0, compare=False)
+    qualifier: str | None = None  # see StandinServer.fault_qualifier
+    ended: float = field(default=0.0, compare=False)  # when it was answered (monotonic), for overlap counts
+
+    def matches(self, hop: str) -> bool:
+        """``hop`` or ``hop@qualifier`` (see :meth:`StandinServer.inject`)."""
+        base, _, qualifier = hop.partition("@")
+        return self.hop == base and (not qualifier or self.qualifier == qualifier)
 
     def __repr__(self) -> str:
         return (
@@ -514,21 +521,24 @@ class StandinServer:
     def hop_count(self, hop: str) -> int:
         """How many requests of ``hop`` were answered or faulted."""
         with self._lock:
-            return sum(1 for record in self._records if record.hop == hop)
+            return sum(1 for record in self._records if record.matches(hop))
 
     def records(self, hop: str | None = None) -> list[RequestRecord]:
         """The request log, optionally for one hop."""
         with self._lock:
-            return [record for record in self._records if hop is None or record.hop == hop]
+            return [record for record in self._records if hop is None or record.matches(hop)]
 
     # ----------------------------------------------------------------- faults
 
     def inject(self, hop: str, fault: Fault, times: int = 1) -> None:
         """Apply ``fault`` to the next ``times`` requests of ``hop`` (``-1``: every one until :meth:`clear_faults`).
 
-        Faults queued for the same hop apply in the order they were injected.
+        Faults queued for the same hop apply in the order they were injected. ``hop@qualifier`` narrows a
+        fault to the requests of that hop the stand-in qualifies so (``fault_qualifier``): the identity
+        stand-in's ``token@graph`` and ``token@keyvault`` hit one resource's token requests, whatever
+        order concurrent requests arrive in. A qualified fault is taken before an unqualified one.
         """
-        if hop not in self.HOPS and hop != self.UNKNOWN_HOP:
+        if hop.partition("@")[0] not in self.HOPS and hop != self.UNKNOWN_HOP:
             raise ValueError(f"{type(self).__name__} has no hop {hop!r}; known: {sorted(self.HOPS)}")
         if times == 0 or times < -1:
             raise ValueError("times must be a positive count or -1 (forever)")
@@ -539,9 +549,22 @@ class StandinServer:
         with self._lock:
             self._faults.clear()
 
-    def _take_fault(self, hop: str) -> Fault | None:
+    def fault_qualifier(self, request: Request) -> str | None:
+        """Subclass hook: what ``hop@qualifier`` faults match for this request (see :meth:`inject`)."""
+        return None
+
+    def _qualifier(self, request: Request) -> str | None:
+        try:
+            return self.fault_qualifier(request)
+        except Exception:  # noqa: BLE001 - a qualifier bug must not lose the record
+            return None
+
+    def _take_fault(self, hop: str, request: Request | None = None) -> Fault | None:
+        qualifier = self.fault_qualifier(request) if request is not None else None
         with self._lock:
-            queue = self._faults.get(hop)
+            queue = self._faults.get(f"{hop}@{qualifier}") if qualifier else None
+            if not queue:
+                queue = self._faults.get(hop)
             if not queue:
                 return None
             entry = queue[0]
@@ -629,6 +652,8 @@ class StandinServer:
             connection_id=request.connection_id,
             fault=fault.label() if fault is not None else None,
             body_bytes=len(request.body),
+            qualifier=self._qualifier(request),
+            ended=time.monotonic(),
         )
         with self._lock:
             if generation != self._generation:
@@ -654,7 +679,7 @@ class StandinServer:
             if generation == self._generation:
                 self._arrivals[hop] = self._arrivals.get(hop, 0) + 1
         self._sleep(self.latency)
-        fault = self._take_fault(hop)
+        fault = self._take_fault(hop, request)
         if fault is not None and fault.kind == "reset":
             self._record(request, hop, None, fault, started, generation)
             handler.abort()

@@ -35,8 +35,8 @@ OLD_BASE_ADDRESS = "https://scim.old.example/v1"
 
 #: Hop label -> (stand-in, stand-in hop name).
 HOPS: dict[str, tuple[str, str]] = {
-    "token-keyvault": ("identity", "token"),  # the first token request: the one the Key Vault SDK makes
-    "token-graph": ("identity", "token"),  # the Graph token (a pass-through lets the Key Vault one by)
+    "token-keyvault": ("identity", "token@keyvault"),  # the token the Key Vault SDK asks for
+    "token-graph": ("identity", "token@graph"),  # the Graph token (asked for meanwhile, not after)
     "keyvault-read": ("keyvault", "secret"),
     "validateCredentials": ("graph", "validate"),
     "get-secrets": ("graph", "get_secrets"),
@@ -165,8 +165,6 @@ def test_fault_matrix(harness: Harness, monkeypatch: pytest.MonkeyPatch, hop: st
         monkeypatch.setenv("SYNC_RETRY_MAX_ATTEMPTS", str(PERSISTENT_ATTEMPTS))
     service, hop_name = HOPS[hop]
     stand_in = server(harness.stack, service)
-    if hop == "token-graph":
-        stand_in.inject("token", Fault.slow(0))  # pass-through: the Key Vault token is issued
     injected = FAULTS[fault]()
     stand_in.inject(hop_name, injected, times=1 if mode == "once" else -1)
     after_start_hop = hop in ("get-job", "start")  # faults there come after the push
@@ -226,7 +224,11 @@ def test_fault_matrix_size() -> None:
 
 # --- Retry-After ----------------------------------------------------------------------------------
 
-RETRY_AFTER_HOPS = {"token": ("identity", "token"), "keyvault": ("keyvault", "secret"), "graph": ("graph", "validate")}
+RETRY_AFTER_HOPS = {
+    "token": ("identity", "token@keyvault"),
+    "keyvault": ("keyvault", "secret"),
+    "graph": ("graph", "validate"),
+}
 
 
 def _gap_after_fault(stand_in: StandinServer, hop: str) -> float:
@@ -264,10 +266,10 @@ def test_retry_after_as_http_date_is_honoured(harness: Harness, service: str) ->
 # --- Never retried ------------------------------------------------------------------------------------
 
 NEVER_RETRIED = [
-    ("identity", "token", 400, "ManagedIdentityFailed"),
-    ("identity", "token", 401, "ManagedIdentityFailed"),
-    ("identity", "token", 403, "ManagedIdentityFailed"),
-    ("identity", "token", 404, "ManagedIdentityFailed"),
+    ("identity", "token@keyvault", 400, "ManagedIdentityFailed"),
+    ("identity", "token@keyvault", 401, "ManagedIdentityFailed"),
+    ("identity", "token@keyvault", 403, "ManagedIdentityFailed"),
+    ("identity", "token@keyvault", 404, "ManagedIdentityFailed"),
     ("keyvault", "secret", 400, "KeyVaultRequestFailed"),
     ("keyvault", "secret", 403, "KeyVaultForbidden"),
     ("keyvault", "secret", 404, "KeyVaultSecretNotFound"),
@@ -302,7 +304,7 @@ def test_400_401_403_404_are_never_retried_even_with_retry_after(
 # --- The invocation deadline ------------------------------------------------------------------------
 
 DEADLINE_HOPS = {
-    "token": ("identity", "token"),
+    "token": ("identity", "token@keyvault"),
     "keyvault": ("keyvault", "secret"),
     "validateCredentials": ("graph", "validate"),
     "put-secrets": ("graph", "put_secrets"),
@@ -398,14 +400,14 @@ def test_a_failed_token_answer_is_not_cached_by_msal(harness: Harness, monkeypat
     harness.configure()
     monkeypatch.setenv("SYNC_RETRY_MAX_ATTEMPTS", "2")
     identity = harness.stack.identity
-    identity.inject("token", Fault.status(503), times=2)
+    identity.inject("token@keyvault", Fault.status(503), times=2)
     first = harness.post({})
     assert first.status == 503, first.text
     assert first.result("t1")["error"]["code"] == "ManagedIdentityUnavailable"
-    assert len(identity.records("token")) == 2
+    assert len(identity.records("token@keyvault")) == 2
     second = harness.post({})
     assert second.status == 200, second.text
-    assert len(identity.records("token")) > 2
+    assert len(identity.records("token@keyvault")) > 2
 
 
 # --- A partial failure never hides ---------------------------------------------------------------------

@@ -97,12 +97,16 @@ class Ledger(ABC):
         self._jobs_lock = threading.Lock()
 
     @abstractmethod
-    def hold(self, target: Target, deadline: Deadline) -> TargetHold:
-        """Wait for the target's lock until ``deadline``; raises ``TargetBusy`` (or ``LedgerUnavailable``)."""
+    def hold(self, target: Target, deadline: Deadline, abandon: threading.Event | None = None) -> TargetHold:
+        """Wait for the target's lock until ``deadline`` (or until ``abandon`` is set: the caller no longer
+        needs it); raises ``TargetBusy`` (or ``LedgerUnavailable``)."""
 
     @abstractmethod
     def read(self, target: Target, deadline: Deadline) -> LedgerRecord:
         """The target's record without taking the lock (``status``, the reconcile run's plan)."""
+
+    def drain(self, timeout: float = 10.0) -> None:  # noqa: B027 - a hook: only some backends defer work
+        """Wait for work a backend finishes after a sync (the blob ledger's lease releases); tests use it."""
 
     def remember_job(self, target: str, sp_id: str, job_id: str) -> None:
         """A job id discovered by a sync, so that later expiry warnings can name it without a Graph call."""

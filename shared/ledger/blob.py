@@ -17,6 +17,7 @@ import random
 import threading
 import time
 from collections.abc import Callable, Mapping
+from concurrent.futures import Future, ThreadPoolExecutor, wait
 from typing import TYPE_CHECKING, Any
 
 from ..core.errors import DeadlineExceeded, LedgerForbidden, LedgerUnavailable, SyncError, TargetBusy
@@ -88,6 +89,26 @@ class BlobLedger(Ledger):
         self._clock = clock
         self._container_checked = threading.Event()
         self.description = f"Azure Blob Storage, container '{container.container_name}'"
+        #: Releases go out after the sync's result is final, off the critical path (a lost one expires).
+        self._releases = ThreadPoolExecutor(max_workers=2, thread_name_prefix="lease-release")
+        self._pending: set[Future[None]] = set()
+        self._pending_lock = threading.Lock()
+
+    def release_later(self, release: Callable[[], None]) -> None:
+        future = self._releases.submit(_quietly, release)
+        with self._pending_lock:
+            self._pending.add(future)
+        future.add_done_callback(self._forget)
+
+    def _forget(self, future: Future[None]) -> None:
+        with self._pending_lock:
+            self._pending.discard(future)
+
+    def drain(self, timeout: float = 10.0) -> None:
+        """Wait for the releases still on their way (tests and benches count them)."""
+        with self._pending_lock:
+            pending = list(self._pending)
+        wait(pending, timeout=timeout)
 
     @classmethod
     def from_environ(
@@ -141,7 +162,7 @@ class BlobLedger(Ledger):
     def _blob(self, target: Target) -> BlobClient:
         return self._container.get_blob_client(f"targets/{target.name}.json")
 
-    def hold(self, target: Target, deadline: Deadline) -> BlobHold:
+    def hold(self, target: Target, deadline: Deadline, abandon: threading.Event | None = None) -> BlobHold:
         """Lease the target's record blob, waiting while another sync holds it; then read the record."""
         from azure.core.exceptions import ResourceNotFoundError
 
@@ -164,12 +185,11 @@ class BlobLedger(Ledger):
                     raise self._classify(exc, f"locking target '{target.name}'", deadline) from None
                 contended = True
                 wait = random.uniform(pause / 2, pause)  # jitter: waiting instances do not ask in lockstep
-                if wait >= deadline.remaining():
+                if wait >= deadline.remaining() or (abandon is not None and abandon.wait(wait)):
                     raise TargetBusy(
                         f"another sync of target '{target.name}' (in this or another instance) held its ledger lock "
                         "when the deadline passed"
                     ) from None
-                time.sleep(wait)
                 pause = min(pause * 2, 1.0)
         acquired_at = self._clock()
         try:
@@ -350,7 +370,7 @@ class BlobHold(TargetHold):
             return
         self._done.set()
         if not self.keep_lock:
-            _quietly(lambda: self._lease.release(timeout=5))
+            self._ledger.release_later(lambda: self._lease.release(timeout=5))
 
 
 def _storage_retry_policy(settings: RetrySettings) -> Any:

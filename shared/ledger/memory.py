@@ -44,11 +44,15 @@ class MemoryLedger(Ledger):
         with self._guard:
             return self._entries.setdefault((target.name, target.service_principal_id), _Entry())
 
-    def hold(self, target: Target, deadline: Deadline) -> MemoryHold:
+    def hold(self, target: Target, deadline: Deadline, abandon: threading.Event | None = None) -> MemoryHold:
         entry = self._entry(target)
         contended = not entry.lock.acquire(blocking=False)
-        if contended and not entry.lock.acquire(timeout=max(deadline.remaining(), 0.0)):
-            raise TargetBusy(f"another sync of target '{target.name}' was still running when the deadline passed")
+        if contended:
+            while not entry.lock.acquire(timeout=min(0.05, max(deadline.remaining(), 0.0))):
+                if deadline.expired or (abandon is not None and abandon.is_set()):
+                    raise TargetBusy(
+                        f"another sync of target '{target.name}' was still running when the deadline passed"
+                    )
         record = entry.record or LedgerRecord.empty(target.name, target.service_principal_id)
         return MemoryHold(entry, record, time.monotonic(), contended)
 

@@ -36,13 +36,16 @@ class SyncRun:
         self._read_pool = ThreadPoolExecutor(
             max_workers=max(1, min(concurrency, len(self._names))), thread_name_prefix="kv-read"
         )
-        self._sync_pool = ThreadPoolExecutor(
-            max_workers=max(1, min(concurrency, len(targets))), thread_name_prefix="sync"
-        )
+        workers = max(1, min(concurrency, len(targets)))
+        self._sync_pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="sync")
         self.resolver = SecretResolver(
             services.reader, self._names, invocation.deadline, invocation.redactor, self._read_pool, now=invocation.now
         )
-        self.pipeline = TargetPipeline(services.config, services.graph, self.resolver, services.ledger, invocation)
+        #: Per target at most two Graph reads and the lock run ahead of the chain (see ``TargetPipeline._sync``).
+        self._side_pool = ThreadPoolExecutor(max_workers=3 * workers, thread_name_prefix="sync-side")
+        self.pipeline = TargetPipeline(
+            services.config, services.graph, self.resolver, services.ledger, invocation, self._side_pool
+        )
 
     def __enter__(self) -> SyncRun:
         self.resolver.prefetch(self._names)  # first-use order: the first targets' secrets are read first
@@ -50,6 +53,7 @@ class SyncRun:
 
     def __exit__(self, *exc: object) -> None:
         self._sync_pool.shutdown(wait=True)
+        self._side_pool.shutdown(wait=True)  # dropped speculative reads end here, inside the invocation
         self._read_pool.shutdown(wait=True)
 
     def map(self, work: Callable[[Item], Outcome], items: Iterable[Item]) -> list[Outcome]:
