@@ -27,7 +27,7 @@ SERVICE_VERSION = "1.9.2456.1"
 _API_VERSION = re.compile(r"^(7\.\d+|\d{4}-\d{2}-\d{2})(-preview(\.\d+)?)?$")
 _SECRET_NAME = re.compile(r"^[0-9A-Za-z-]{1,127}$")
 _CALLER = "Caller: appid={appid};oid={oid};iss=https://sts.windows.net/{tid}/"
-#: RBAC vault, no role assignment (inner code ForbiddenByRbac; graph-sync-api.md).
+#: RBAC vault, no role assignment (inner code ForbiddenByRbac, DecisionReason DeniedWithNoValidRBAC).
 _RBAC_DENIED = (
     "Caller is not authorized to perform action on resource.\r\nIf role assignments, deny assignments or role "
     "definitions were changed recently, please observe propagation time.\r\n" + _CALLER + "\r\n"

@@ -3,7 +3,10 @@ did not (failure classes, transient answers, bodies that are not JSON, PUT seman
 
 Every case runs end to end through the function app against the stand-ins, under both readings of
 ``PUT .../synchronization/secrets`` (merge, per the evidence, and replace), and the harness's canary check
-covers every response and log record. The evidence is in ``../shared/spec/graph-sync-api.md``.
+covers every response and log record. The evidence: the provisioning service's failure classes as vendors'
+KB articles quote them; Graph's documented transient 409; azure-sdk-for-net #30467 (the identity endpoint's
+empty 403); Key Vault's 403 bodies as public reports quote them; terraform-provider-azuread (PUT with empty
+values deletes keys; a GET 404 read as "gone"); msgraph-metadata #347.
 """
 
 from __future__ import annotations

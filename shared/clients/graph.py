@@ -48,10 +48,11 @@ logger = logging.getLogger("shared.clients.graph")
 
 MASKED_VALUE = "*"
 
-#: The provisioning service's two named failure classes of validateCredentials (graph-sync-api.md, from the
-#: vendors' KB articles and public reproductions). Matched by suffix: connectors other than the generic SCIM one
-#: carry their own prefix. "Failure": the target application answered 401, the credentials are wrong.
-#: "Unavailable": the provisioning service could not reach the target application (DNS, network, outage).
+#: The provisioning service's two named failure classes of validateCredentials (quoted in target vendors' KB
+#: articles, and reproduced publicly with a tenant URL that does not resolve). Matched by suffix: connectors other
+#: than the generic SCIM one carry their own prefix. "Failure": the target application answered 401, the
+#: credentials are wrong. "Unavailable": the provisioning service could not reach the target application (DNS,
+#: network, outage).
 VALIDATION_FAILURE_SUFFIX = "CredentialValidationFailure"
 VALIDATION_UNAVAILABLE_SUFFIX = "CredentialValidationUnavailable"
 _VALIDATION_CODE_IN_TEXT = re.compile(r"[A-Za-z]*Credential(?:Validation)(?:Failure|Unavailable)\b")

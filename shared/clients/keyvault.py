@@ -257,8 +257,9 @@ def _inner_code(exc: Exception) -> str | None:
 
 
 _WORD = re.compile(r"[A-Za-z]{1,64}")
-#: Key Vault's inner codes and message phrases for each kind of 403 (graph-sync-api.md: RBAC denial, access-policy
-#: vault, network denial as quoted in public reports).
+#: Key Vault's inner codes and message phrases for each kind of 403: RBAC denial, access-policy vault, and network
+#: denial (ForbiddenByConnection / ForbiddenByFirewall, as quoted in public reports such as microsoft/multimodal-ai#171
+#: and hashicorp/terraform-provider-azurerm#20742).
 _NETWORK_CODES = frozenset({"ForbiddenByConnection", "ForbiddenByFirewall", "ForbiddenByPolicy"})
 _NETWORK_PHRASES = (
     "public network access is disabled",
