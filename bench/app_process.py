@@ -16,6 +16,7 @@ One JSON object per line in, one per line out. Operations:
   gives every worker thread its own throttle gate, ``no_probe`` lets every waiting worker go the
   moment the gate reopens; ``pool``: ``unsized`` keeps urllib3's default pool of 10 connections per
   host).
+- ``drain``: wait for work the ledger finishes after an answer (lease releases), so counts are complete.
 - ``rss``: peak resident set size so far, in MB, and the CPU seconds used so far.
 - ``quit``.
 """
@@ -173,6 +174,10 @@ class AppProcess:
             return self.reset()
         if op == "variant":
             return self.variant(**command)
+        if op == "drain":
+            if "function_app" in sys.modules:
+                sys.modules["function_app"].state.service().worker.ledger.drain()
+            return {}
         if op == "rss":
             usage = resource.getrusage(resource.RUSAGE_SELF)
             return {"mb": usage.ru_maxrss / 1024, "cpu": usage.ru_utime + usage.ru_stime}
