@@ -210,26 +210,36 @@ def test_a_sync_config_file_with_a_byte_order_mark_is_accepted(harness: Harness,
 
 
 @pytest.mark.parametrize(
-    "text",
+    ("text", "problem"),
     [
-        '["not", "an", "object"]',
-        '[{"targets": []}]',
-        '"a string"',
-        "\ufeff[1]",
-        '  \n{"targets": [{"name": "x", "secrets": {"BaseAddress": {"value": "https://scim.example/v2"}}',  # cut off
-        'targets: [{"name": "x", "secrets": {"BaseAddress": {"value": "https://scim.example/v2"}}]}',  # no brace
+        ('["not", "an", "object"]', "must be a JSON object"),
+        ('[{"targets": []}]', "must be a JSON object"),
+        ('"a string"', "must be a JSON object"),
+        ("\ufeff[1]", "must be a JSON object"),
+        (
+            '  \n{"targets": [{"name": "x", "secrets": {"BaseAddress": {"value": "https://scim.example/v2"}}',
+            "not valid JSON",
+        ),
+        (
+            'targets: [{"name": "x", "secrets": {"BaseAddress": {"value": "https://scim.example/v2"}}]}',
+            "not valid JSON",
+        ),
     ],
     ids=["array", "array-of-object", "string", "bom-array", "truncated", "missing-brace"],
 )
-def test_a_document_that_is_not_an_object_is_config_invalid_and_never_echoed(harness: Harness, text: str) -> None:
-    harness.set_config(text)
+def test_a_document_that_is_not_an_object_is_config_invalid_and_never_echoed(
+    harness: Harness, text: str, problem: str
+) -> None:
+    harness.set_config(text)  # was: taken for a path; the 500 quoted the document as a file name
 
     result = harness.post({})
 
     assert result.status == 500, result.text
-    assert result.body["error"]["code"] == "ConfigInvalid"
+    error = result.body["error"]
+    assert error["code"] == "ConfigInvalid"
+    assert problem in error["message"] and "cannot read" not in error["message"]
     for piece in ("scim.example", "BaseAddress", "targets", 'an object"', "a string"):
-        assert piece not in result.body["error"]["message"].replace("a JSON object", ""), piece
+        assert piece not in error["message"].replace("a JSON object", ""), piece
 
 
 def test_a_path_that_does_not_exist_is_named_only_by_a_safe_file_name(tmp_path: Path) -> None:
