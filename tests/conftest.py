@@ -14,6 +14,7 @@ from standins import StandinStack
 from standins.azurite import HOW_TO_GET, Azurite, find_azurite
 from standins.scenario import Scenario
 from standins.storage import StorageProxy
+from tests.ci_gate import pytest_configure, pytest_runtest_makereport  # noqa: F401 - hooks: CI gate (issue 9)
 from tests.harness import Harness
 
 _APP_SETTINGS = (
