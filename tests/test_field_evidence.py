@@ -286,6 +286,26 @@ def test_a_failing_gateway_page_is_a_retryable_outage_everywhere(
         assert_nothing_pushed(harness)
 
 
+@pytest.mark.parametrize("body", [HTML, b""], ids=["html", "empty"])
+@pytest.mark.parametrize(
+    ("service", "hop", "code"),
+    [("keyvault", "secret", "KeyVaultUnavailable"), ("identity", "token", "ManagedIdentityUnavailable")],
+)
+def test_a_200_that_is_not_json_from_key_vault_or_the_identity_endpoint_is_a_retryable_outage(
+    harness: Harness, service: str, hop: str, code: str, body: bytes
+) -> None:
+    one_target(harness)
+    getattr(harness.stack, service).inject(hop, Fault.status(200, raw_body=body, content_type="text/html"), times=-1)
+
+    result = harness.post({})
+
+    assert result.status == 503, result.text  # was: InternalError (Key Vault), ManagedIdentityFailed (identity)
+    error = error_of(result)
+    assert (error["code"], error["retryable"]) == (code, True)
+    assert "gateway or proxy" in error["message"]
+    assert_no_credential_sent(harness)
+
+
 @pytest.mark.parametrize("hop", ["list_jobs", "get_secrets", "get_job"])
 @pytest.mark.parametrize(
     "body", [HTML, b"", b"{}", b'{"value": null}', b"[]"], ids=["html", "empty", "no-value", "null-value", "list"]

@@ -119,6 +119,12 @@ class TokenProvider:
         deadline = current_deadline()
         if transient and deadline is not None and deadline.expired:
             return DeadlineExceeded(f"the invocation deadline passed while getting a token for {scope}")
+        if isinstance(exc, ValueError) and not isinstance(exc, SyncError):
+            # A 2xx whose body is not a token (JSON): a gateway's page, an empty answer. Not a refusal.
+            return ManagedIdentityUnavailable(
+                f"the {self.description} endpoint answered the token request for {scope} with a body that is not a "
+                f"token ({name}): a gateway or proxy may have answered; retry later"
+            )
         if transient:
             return ManagedIdentityUnavailable(
                 f"the {self.description} endpoint did not issue a token for {scope} "

@@ -143,6 +143,12 @@ class SecretReader:
             raise
         except AzureError as exc:
             raise self._classify(exc, name, deadline) from None
+        except ValueError as exc:  # a 2xx whose body is not JSON: the SDK's decoder raises json's error
+            raise KeyVaultUnavailable(
+                f"reading secret '{name}' in vault '{self.vault.name}' was answered with a body that is not Key "
+                f"Vault's ({type(exc).__name__}): a gateway or proxy may have answered; retry later (if it persists, "
+                "check the vault URL and what sits between the app and the vault)"
+            ) from None
 
     def read_current(
         self, ref: SecretRef, name: str, deadline: Deadline, now: Callable[[], datetime]
