@@ -12,6 +12,7 @@ from typing import Any
 
 import azure.functions as func
 import pytest
+from azure.functions.timer import TimerRequest
 
 import function_app
 from standins import StandinStack
@@ -129,7 +130,7 @@ class Harness:
     def tick(self, *, past_due: bool = False) -> BaseException | None:
         """Run the reconcile timer; returns what it raised (None if it returned)."""
         try:
-            reconcile(func.TimerRequest(past_due=past_due), InvocationContext())
+            reconcile(TimerRequest(past_due=past_due), InvocationContext())
         except Exception as exc:  # noqa: BLE001 - the test inspects it
             self.transcript.append(f"{type(exc).__name__}: {exc}")
             return exc
