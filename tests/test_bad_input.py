@@ -242,6 +242,15 @@ def test_a_document_that_is_not_an_object_is_config_invalid_and_never_echoed(
         assert piece not in error["message"].replace("a JSON object", ""), piece
 
 
+def test_a_duplicate_key_in_sync_config_is_named_only_when_it_has_a_key_s_shape(harness: Harness) -> None:
+    odd = "k" * HUGE
+    harness.set_config('{"targets": [], "targets": []}')
+    assert "targets: appears twice" in harness.post({}).text
+    harness.set_config(f'{{"{odd}": 1, "{odd}": 2}}')
+    result = harness.post({})
+    assert result.status == 500 and len(result.text) < 2000
+
+
 def test_a_path_that_does_not_exist_is_named_only_by_a_safe_file_name(tmp_path: Path) -> None:
     with pytest.raises(ConfigInvalid, match=r"cannot read file 'missing\.json'"):
         load_config({"SYNC_CONFIG": str(tmp_path / "missing.json")}, ROOT)

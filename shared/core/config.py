@@ -181,7 +181,8 @@ def parse_config(
     try:
         document = json.loads(text, object_pairs_hook=_reject_duplicate_keys)
     except _DuplicateKey as exc:
-        raise ConfigInvalid([f"{exc.key}: appears twice in one object"]) from None
+        shown = exc.key if _SHOWABLE_FILE_NAME.fullmatch(exc.key) else "(a key of an unexpected shape)"
+        raise ConfigInvalid([f"{shown}: appears twice in one object"]) from None
     except ValueError as exc:
         raise ConfigInvalid([f"SYNC_CONFIG: not valid JSON ({_json_error_position(exc)})"]) from None
     return _Validator(allowed_vault_hosts or set(), managed_identity_client_id).validate(document, source)
