@@ -70,7 +70,7 @@ def start_worker(
     protos, protos_dir = conformance_protos
     started: list[FunctionsHost] = []
 
-    def start(settings: Mapping[str, str] | None = None) -> FunctionsHost:
+    def start(settings: Mapping[str, str] | None = None, app_dir: Path = APP_DIR) -> FunctionsHost:
         workdir = tmp_path_factory.mktemp("worker")
         config_path = workdir / "sync-config.json"
         config_path.write_text("{}", encoding="utf-8")
@@ -84,8 +84,8 @@ def start_worker(
         host = FunctionsHost(
             protos=protos,  # type: ignore[arg-type]
             protos_dir=protos_dir,
-            app_dir=APP_DIR,
-            environ=worker_environ(os.environ, APP_DIR, app_settings),
+            app_dir=app_dir,
+            environ=worker_environ(os.environ, app_dir, app_settings),
             workdir=workdir,
         )
         started.append(host)

@@ -12,11 +12,13 @@ and the postdeploy hooks subscribe ``{app}/functions/keyvault_events``; the READ
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 from typing import Any
 
 from google.protobuf import text_format
 
+from tests.conformance.conftest import WorkerFactory
 from tests.conformance.host import FunctionsHost
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -104,3 +106,22 @@ def test_indexed_function_metadata(worker: FunctionsHost) -> None:
     assert not metadata.use_default_metadata_indexing
     print("\n--- FunctionMetadataResponse (azure-functions-runtime, as the conformance suite received it) ---")
     print(text_format.MessageToString(metadata, as_utf8=True))
+
+
+def test_the_annotation_of_issue_9_fails_indexing(start_worker: WorkerFactory, tmp_path: Path) -> None:
+    """What issue 9 found, kept as a check that this suite sees it: a copy of the app whose ``context`` parameter
+    is annotated ``func.Context | None`` is rejected by the library at indexing, and the host gets no functions."""
+    app = tmp_path / "app"
+    shutil.copytree(ROOT / "shared", app / "shared", ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copy(ROOT / "host.json", app / "host.json")
+    source = (ROOT / "function_app.py").read_text(encoding="utf-8")
+    assert source.count("context: func.Context)") == 3
+    (app / "function_app.py").write_text(source.replace("context: func.Context)", "context: func.Context | None)"))
+
+    broken = start_worker(app_dir=app)
+
+    init = broken.exchanges[0].response.worker_init_response
+    assert init.result.status == broken.protos.StatusResult.Failure
+    assert 'FunctionLoadError: cannot load the sync function: the "context" parameter is expected to be of type ' \
+           "azure.functions.Context" in init.result.exception.message  # fmt: skip
+    assert broken.functions == {}
