@@ -199,3 +199,22 @@ def test_load_from_inline_json_or_a_file_relative_to_the_app_root(tmp_path: Path
         load_config({"SYNC_CONFIG": "missing.json"}, tmp_path)
     with pytest.raises(ConfigInvalid, match="not valid JSON"):
         load_config({"SYNC_CONFIG": "{not json"}, tmp_path)
+
+
+@pytest.mark.parametrize("value", ["", "   ", "\t\n"])
+def test_an_empty_literal_is_rejected_because_it_would_delete_its_key(value: str) -> None:
+    document = {
+        "keyVaults": [{"name": "contoso-kv"}],
+        "targets": [
+            {
+                "name": "t1",
+                "servicePrincipalId": "5f0e1c1e-7c7a-4c0e-9f3b-2a1d8c2f9e11",
+                "secrets": {"BaseAddress": {"value": value}, "SecretToken": {"keyVaultSecret": "tok"}},
+            }
+        ],
+    }
+    with pytest.raises(ConfigInvalid) as caught:
+        parse_config(json.dumps(document))
+    assert caught.value.problems == [
+        "targets[0].secrets.BaseAddress.value: must not be empty: an empty value would delete the key from the job"
+    ]

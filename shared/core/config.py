@@ -473,6 +473,10 @@ class _Validator:
             if key in CREDENTIAL_KEYS:
                 self.problem(path, f"{key} is a credential: read it from Key Vault, not from a literal in app settings")
                 return None
+            if not source["value"].strip():
+                # Graph is reported to treat PUT as a merge in which an empty value deletes the key.
+                self.problem(f"{path}.value", "must not be empty: an empty value would delete the key from the job")
+                return None
             return LiteralSource(SecretValue(source["value"]))
         self.unknown_fields(source, {"keyVaultSecret", "keyVault"}, path)
         secret_name = source.get("keyVaultSecret")
