@@ -29,7 +29,7 @@ REQUIRED_PYTHON = (3, 13)
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
-        if HERE in Path(str(item.fspath)).resolve().parents:
+        if HERE in item.path.resolve().parents:
             item.add_marker(pytest.mark.required_in_ci)
 
 

@@ -17,9 +17,9 @@ from typing import Any
 import pytest
 
 from standins import Fault
+from tests.conformance.deliveries import delivered
 from tests.conformance.estate import Estate
 from tests.conformance.host import HttpResult
-from tests.conformance.test_conformance_events import delivered
 from tests.harness import key_vault_event_data
 
 NOTIFICATION = {"aeg-event-type": "Notification"}  # what Event Grid sends with a delivery (no content type needed)

@@ -11,9 +11,9 @@ import uuid
 import pytest
 
 from tests.conformance.conftest import WorkerFactory
+from tests.conformance.deliveries import delivered
 from tests.conformance.estate import Estate
 from tests.conformance.host import FunctionsHost
-from tests.conformance.test_conformance_events import delivered
 from tests.harness import key_vault_event_data
 
 NOTIFICATION = {"aeg-event-type": "Notification"}
