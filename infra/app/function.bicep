@@ -1,8 +1,12 @@
 // The Flex Consumption plan and Function App (Python), running as the user-assigned identity.
+// Three functions (function_app.py): sync (HTTP), keyvault_events (Event Grid trigger) and reconcile (timer).
 //
 // App settings the code reads (see docs/operations.md, "App settings"):
 //   SYNC_CONFIG                      the config document, deployed with the code (sync-config.json)
 //   SYNC_MANAGED_IDENTITY_CLIENT_ID  the identity's client id, used when the document omits managedIdentityClientId
+//   SYNC_LEDGER_CONTAINER            blob container of the per-target ledger in the AzureWebJobsStorage account
+//   SYNC_RECONCILE_SCHEDULE          NCRONTAB schedule of the reconcile timer: the host cannot load it unset
+//   SYNC_PAUSED                      emergency pause switch, 'false' unless set
 //   SYNC_ALLOWED_VAULT_HOSTS         private vault host names (optional)
 // Flex Consumption sets the runtime in functionAppConfig: FUNCTIONS_WORKER_RUNTIME and
 // FUNCTIONS_EXTENSION_VERSION must not be app settings there.
@@ -19,10 +23,13 @@ param identityClientId string
 
 param storageAccountName string
 param deploymentContainerName string
+param ledgerContainerName string
 param appInsightsName string
 param pythonVersion string
 param syncConfigPath string
 param allowedVaultHosts string = ''
+param reconcileSchedule string
+param syncPaused string
 param maximumInstanceCount int
 param instanceMemoryMB int
 
@@ -89,11 +96,11 @@ resource functionApp 'Microsoft.Web/sites@2024-04-01' = {
   }
 }
 
+// Identity-based host storage, blob service only: HTTP, Event Grid and timer triggers use no queues.
 var hostSettings = {
   AzureWebJobsStorage__credential: 'managedidentity'
   AzureWebJobsStorage__clientId: identityClientId
   AzureWebJobsStorage__blobServiceUri: storage.properties.primaryEndpoints.blob
-  AzureWebJobsStorage__queueServiceUri: storage.properties.primaryEndpoints.queue
   APPLICATIONINSIGHTS_CONNECTION_STRING: appInsights.properties.ConnectionString
   APPLICATIONINSIGHTS_AUTHENTICATION_STRING: 'ClientId=${identityClientId};Authorization=AAD'
 }
@@ -101,6 +108,9 @@ var hostSettings = {
 var syncSettings = {
   SYNC_CONFIG: syncConfigPath
   SYNC_MANAGED_IDENTITY_CLIENT_ID: identityClientId
+  SYNC_LEDGER_CONTAINER: ledgerContainerName
+  SYNC_RECONCILE_SCHEDULE: reconcileSchedule
+  SYNC_PAUSED: syncPaused
 }
 
 var optionalSettings = empty(allowedVaultHosts) ? {} : { SYNC_ALLOWED_VAULT_HOSTS: allowedVaultHosts }

@@ -1,6 +1,7 @@
 // "Key Vault Secrets User" for the Function App identity on the EXISTING vault (RBAC permission model).
 // Deployed into the vault's resource group; the deploying user needs permission to assign roles there
-// (Owner, User Access Administrator or Role Based Access Control Administrator).
+// (Owner, User Access Administrator or Role Based Access Control Administrator). The predown hook deletes
+// this assignment (output roleAssignmentId) before `azd down` deletes the identity.
 param keyVaultName string
 
 @description('Principal (object) id of the Function App identity.')
@@ -24,3 +25,4 @@ resource secretsUser 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
 
 output vaultId string = vault.id
 output vaultUri string = vault.properties.vaultUri
+output roleAssignmentId string = secretsUser.id
