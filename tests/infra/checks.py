@@ -328,6 +328,31 @@ def _role_id_call(argument: Any) -> Any:
         "resource_type": "Microsoft.Authorization/roleDefinitions", "resource_name_1": argument}}}  # fmt: skip
 
 
+@check(*BICEP)
+def the_vault_role_is_deployed_into_the_vaults_own_group(tree: Tree) -> None:
+    """The only deployment outside the app's group: the vault's group, in the vault's subscription."""
+    main = tree.template(MAIN)
+    problems = []
+    access = [m for m in main.modules.values() if m.path.name == "keyvault-access.bicep"]
+    if len(access) != 1:
+        fails(["main.bicep deploys keyvault-access.bicep exactly once"])
+    scope = access[0].body.get("scope")
+    function = scope.get("function") if isinstance(scope, dict) else None
+    parameters = (function or {}).get("parameters", {})
+    if (function or {}).get("type") != "resource_group" or [
+        str(parameters.get("subscription_id")),
+        str(parameters.get("resource_group_name")),
+    ] != ["vaultSubscriptionId", "keyVaultResourceGroupName"]:
+        problems.append("keyvault-access must be scoped resourceGroup(vaultSubscriptionId, keyVaultResourceGroupName)")
+    default = main_evaluator(tree).symbol("vaultSubscriptionId")
+    chosen = main_evaluator(tree, keyVaultSubscriptionId="sub-vault").symbol("vaultSubscriptionId")
+    if default != main_evaluator(tree).context.subscription_id or chosen != "sub-vault":
+        problems.append("vaultSubscriptionId: KEY_VAULT_SUBSCRIPTION_ID, else the deployment subscription")
+    other_groups = [m.symbol for m in main.modules.values() if m is not access[0] and str(m.body.get("scope")) != "rg"]
+    problems += [f"module {name} must deploy into the app's own resource group (scope: rg)" for name in other_groups]
+    fails(problems)
+
+
 # --- main.bicep: parameters, names per environment, outputs -----------------------------------------------------
 
 MAIN = "infra/main.bicep"
@@ -563,7 +588,7 @@ def flex_consumption_app_is_complete(tree: Tree) -> None:
         problems.append(f"instanceMemoryMB: allowed {sorted(tables.FLEX_MEMORY_SIZES)}")
     tags = site.body.get("tags") if site else None
     tag_values = {}
-    for part in ((tags or {}).get("function") or {}).get("parameters", {}).values():
+    for part in ((tags if isinstance(tags, dict) else {}).get("function") or {}).get("parameters", {}).values():
         if isinstance(part, dict):
             tag_values.update(part)
     if tag_values.get("azd-service-name") != "api":
@@ -921,8 +946,8 @@ def workflow_compiles_every_template_and_previews_only_with_credentials(tree: Tr
     jobs = workflow.get("jobs") or {}
     steps = [step for job in jobs.values() for step in job.get("steps") or []]
     scripts = "\n".join(str(step.get("run", "")) for step in steps)
-    if "az bicep build" not in scripts:
-        problems.append("the workflow must compile the templates with az bicep build")
+    if not re.search(r"^\s*az bicep build --file ", scripts, re.M):
+        problems.append("the workflow must compile the templates with az bicep build --file")
     for path in tree.bicep_files():
         relative = tree.relative(path)
         if relative not in scripts and "infra/**/*.bicep" not in scripts and "find infra" not in scripts:
@@ -1421,7 +1446,7 @@ def powershell_hooks_exit_with_the_documented_codes(tree: Tree) -> None:
             if "common.ps1" not in code:
                 problems.append(f"{name}: dot-source common.ps1 for Stop-Hook and Invoke-Az")
             for native in re.findall(r"^\s*& az @\w+", code, re.M):
-                after = code.split(native, 1)[1].lstrip().splitlines()[0]
+                after = (code.split(native, 1)[1].strip().splitlines() or [""])[0]
                 if "$LASTEXITCODE" not in after:
                     problems.append(f"{name}: check $LASTEXITCODE right after `{native.strip()}`")
     common = tree.text("infra/scripts/common.ps1")
