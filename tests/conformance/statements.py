@@ -14,6 +14,7 @@ EVENTS = "test_conformance_events"
 HTTP = "test_conformance_http"
 PAUSE = "test_conformance_pause"
 INDEXING = "test_conformance_indexing"
+TIMER = "test_conformance_timer"
 
 STATEMENTS: tuple[tuple[str, str, tuple[str, ...]], ...] = (
     # --- the product promises at the top of the README ---
@@ -110,6 +111,20 @@ STATEMENTS: tuple[tuple[str, str, tuple[str, ...]], ...] = (
      (f"{PAUSE}::test_post_sync_answers_503_but_a_dry_run_still_answers",)),
     ("pause", "Handshakes are answered as always.",
      (f"{PAUSE}::test_handshakes_are_answered_as_always",)),
+    ("pause", "the timer logs `SyncPaused` and skips",
+     (f"{PAUSE}::test_the_timer_logs_and_skips",)),
+    # --- the reconcile timer ---
+    ("reconcile", "a target never pushed, or whose Key Vault versions differ from the record, is synced",
+     (f"{TIMER}::test_a_tick_catches_up_a_lost_event",)),
+    ("reconcile", "otherwise Graph is asked whether the job's saved credentials still validate",
+     (f"{TIMER}::test_a_tick_on_an_up_to_date_target_checks_the_saved_credentials_and_pushes_nothing",)),
+    ("reconcile", "a token replaced by hand or revoked gets Key Vault's values if those validate",
+     (f"{TIMER}::test_a_token_replaced_by_hand_gets_key_vaults_value_back",)),
+    ("reconcile", "Secrets expiring within 30 days are reported once a day per version (`SecretNearExpiry`)",
+     (f"{TIMER}::test_an_expiring_secret_is_reported_once_a_day",)),
+    ("reconcile", "only retryable failures fail the invocation",
+     (f"{TIMER}::test_a_retryable_failure_fails_the_invocation",
+      f"{TIMER}::test_a_permanent_failure_is_reported_and_the_invocation_succeeds")),
     # --- reliability and performance, logs ---
     ("performance", "A warm invocation for one target makes exactly one Key Vault GET, one validateCredentials, one "
                     "GET and one PUT of the secrets (plus one job GET when quarantine resumption needs it) — no token "

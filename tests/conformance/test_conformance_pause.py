@@ -73,3 +73,12 @@ def test_handshakes_are_answered_as_always(estate: Estate) -> None:
     }
     options = estate.post(method="OPTIONS", headers={"WebHook-Request-Origin": "eventgrid.azure.net"})
     assert (options.status, options.header("WebHook-Allowed-Origin")) == (200, "eventgrid.azure.net")
+
+
+def test_the_timer_logs_and_skips(estate: Estate) -> None:
+    one_target(estate)
+    before = len(estate.scenario.stack.graph.requests)
+    result = estate.host.timer()
+    assert result.succeeded, result.exception_message
+    assert [r["errorCode"] for r in result.structured("SyncInvocationError")] == ["SyncPaused"]
+    assert len(estate.scenario.stack.graph.requests) == before

@@ -116,7 +116,10 @@ class Connection:
     def _read_exactly(self, size: int) -> bytes | None:
         chunks, remaining = [], size
         while remaining:
-            chunk = self._sock.recv(min(remaining, 1 << 20))
+            try:
+                chunk = self._sock.recv(min(remaining, 1 << 20))
+            except OSError:  # a reset ends the stream too (the host closed it with our last logs unread)
+                return None
             if not chunk:
                 return None
             chunks.append(chunk)
