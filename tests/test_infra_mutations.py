@@ -435,6 +435,12 @@ MUTANTS = [
         "'--subscription', $subscription)\n",
         "    $deleted = @{ Ok = $true }\n",
     ),
+    M(
+        "PowerShell drive-qualified variable",
+        "infra/scripts/grant-graph-permission.ps1",
+        "of ${PrincipalId}: $($listing.Output)",
+        "of $PrincipalId: $($listing.Output)",
+    ),
     # --- issue 10, item 7: ledger, timer, pause ---
     M("reconcile schedule not set", "infra/app/function.bicep", "  SYNC_RECONCILE_SCHEDULE: reconcileSchedule\n", ""),
     M("paused by default", "infra/main.bicep", "param syncPaused string = 'false'", "param syncPaused string = 'true'"),

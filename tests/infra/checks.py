@@ -1431,6 +1431,9 @@ def powershell_hooks_exit_with_the_documented_codes(tree: Tree) -> None:
             problems.append(f"{name}: $ErrorActionPreference = 'Stop'")
         if re.search(r"\bWrite-Error\b", code):
             problems.append(f"{name}: Write-Error throws under $ErrorActionPreference='Stop' (exit 1): use Stop-Hook")
+        for variable in re.findall(r"\$([A-Za-z_]+):(?!:)", code):
+            if variable.lower() != "env":  # "$name:" reads the variable "name:" (a drive scope), not $name
+                problems.append(f'{name}: "${variable}:" in a string: write ${{{variable}}}:')
         if re.search(r"\bthrow\b", code):
             problems.append(f"{name}: throw ends the hook with exit code 1: use Stop-Hook")
         for exit_code in re.findall(r"\bexit (\S+)", code):
