@@ -306,10 +306,17 @@ def test_a_200_that_is_not_json_from_key_vault_or_the_identity_endpoint_is_a_ret
     assert_no_credential_sent(harness)
 
 
-@pytest.mark.parametrize("hop", ["list_jobs", "get_secrets", "get_job"])
-@pytest.mark.parametrize(
-    "body", [HTML, b"", b"{}", b'{"value": null}', b"[]"], ids=["html", "empty", "no-value", "null-value", "list"]
-)
+_UNREADABLE = {"html": HTML, "empty": b"", "no-value": b"{}", "null-value": b'{"value": null}', "list": b"[]"}
+#: A job is one object: one without the usual fields is still Graph's shape, so only the non-objects apply to it.
+_UNREADABLE_CASES = [
+    pytest.param(hop, body, id=f"{name}-{hop}")
+    for hop in ("list_jobs", "get_secrets", "get_job")
+    for name, body in _UNREADABLE.items()
+    if not (hop == "get_job" and body.startswith(b"{"))
+]
+
+
+@pytest.mark.parametrize(("hop", "body"), _UNREADABLE_CASES)
 def test_a_read_answered_200_with_something_graph_never_sends_is_never_taken_as_empty(
     harness: Harness, hop: str, body: bytes
 ) -> None:
@@ -319,8 +326,6 @@ def test_a_read_answered_200_with_something_graph_never_sends_is_never_taken_as_
         job_status="Quarantine" if hop == "get_job" else "Active",
         stored_extra={"SyncNotificationSettings": '{"Enabled":false}'},
     )
-    if hop == "get_job" and body.startswith(b"{"):
-        pytest.skip("a job is one object: one without the usual fields is still Graph's shape")
     harness.stack.graph.inject(hop, Fault.status(200, raw_body=body, content_type="text/html"), times=-1)
 
     result = harness.post({})
