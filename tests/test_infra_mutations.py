@@ -275,6 +275,12 @@ MUTANTS = [
         "output EVENT_SUBSCRIPTION_NAME string = eventSubscriptionName\n",
         "",
     ),
+    M(
+        "postdeploy does not require an output it passes",
+        "infra/scripts/subscribe-keyvault-events.sh",
+        "    RESOURCE_TOKEN STORAGE_ACCOUNT_ID DEAD_LETTER_CONTAINER; do",
+        "    RESOURCE_TOKEN DEAD_LETTER_CONTAINER; do",
+    ),
     # --- item 5: the existing topic is referenced ---
     M(
         "topic re-declared instead of existing",
