@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from . import identifiers
+from . import identifiers, strict_json
 from .clouds import CLOUDS, Cloud
 from .errors import ConfigInvalid
 from .redaction import SecretValue
@@ -179,28 +179,13 @@ def parse_config(
 ) -> SyncConfig:
     text = text.lstrip(_BOM)
     try:
-        document = json.loads(text, object_pairs_hook=_reject_duplicate_keys)
-    except _DuplicateKey as exc:
+        document = strict_json.loads(text)
+    except strict_json.DuplicateKey as exc:
         shown = exc.key if _SHOWABLE_FILE_NAME.fullmatch(exc.key) else "(a key of an unexpected shape)"
         raise ConfigInvalid([f"{shown}: appears twice in one object"]) from None
     except ValueError as exc:
         raise ConfigInvalid([f"SYNC_CONFIG: not valid JSON ({_json_error_position(exc)})"]) from None
     return _Validator(allowed_vault_hosts or set(), managed_identity_client_id).validate(document, source)
-
-
-class _DuplicateKey(ValueError):
-    def __init__(self, key: str) -> None:
-        super().__init__(key)
-        self.key = key
-
-
-def _reject_duplicate_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    result: dict[str, Any] = {}
-    for key, value in pairs:
-        if key in result:
-            raise _DuplicateKey(key)
-        result[key] = value
-    return result
 
 
 def _json_error_position(exc: ValueError) -> str:

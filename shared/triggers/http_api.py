@@ -8,6 +8,7 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
+from ..core import strict_json
 from ..core.errors import RequestInvalid, RequestTooLarge
 from . import events
 
@@ -47,14 +48,13 @@ def parse_body(body: bytes) -> HttpBody:
     if not body.strip():
         return SyncRequest()
     try:
-        document = json.loads(body.decode("utf-8"), object_pairs_hook=_reject_duplicate_keys)
+        document = strict_json.loads(body.decode("utf-8"))
     except UnicodeDecodeError:
         raise RequestInvalid("the body is not UTF-8 text") from None
     except RecursionError:
         raise RequestInvalid("the body nests too deeply") from None
-    except _DuplicateKey as duplicate:
-        # json.loads keeps the last of two equal keys: {"dryRun": true, "dryRun": false} would push for real.
-        raise RequestInvalid(f"the body has the key {duplicate.shown} twice in one object") from None
+    except strict_json.DuplicateKey as duplicate:
+        raise RequestInvalid(f"the body has the key {_shown_key(duplicate.key)} twice in one object") from None
     except ValueError as exc:
         where = f" at line {exc.lineno} column {exc.colno}" if isinstance(exc, json.JSONDecodeError) else ""
         raise RequestInvalid(f"the body is not valid JSON{where}") from None
@@ -67,12 +67,6 @@ def parse_body(body: bytes) -> HttpBody:
     return _sync_request(document)
 
 
-class _DuplicateKey(ValueError):
-    def __init__(self, key: str) -> None:
-        super().__init__("duplicate key")
-        self.shown = _shown_key(key)
-
-
 _SHOWABLE_KEY = re.compile(r"[A-Za-z0-9_.-]{1,40}")
 _VALIDATION_CODE = re.compile(r"[A-Za-z0-9_.:{}-]{1,128}")
 
@@ -80,16 +74,6 @@ _VALIDATION_CODE = re.compile(r"[A-Za-z0-9_.:{}-]{1,128}")
 def _shown_key(key: str) -> str:
     """A key is echoed only in the shape of a field name: anything else may be a pasted value, or huge."""
     return repr(key) if _SHOWABLE_KEY.fullmatch(key) else "(a key of an unexpected shape)"
-
-
-def _reject_duplicate_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    """The same rule as the config parser: one value per key, or the body is refused."""
-    result: dict[str, Any] = {}
-    for key, value in pairs:
-        if key in result:
-            raise _DuplicateKey(key)
-        result[key] = value
-    return result
 
 
 def _event_batch(batch: list[Any]) -> HttpBody:
