@@ -13,13 +13,14 @@ meanwhile. All figures come from one run; the app and the stand-ins run in proce
 from __future__ import annotations
 
 from bench import RemoteApp, RemoteStandins, Row, median, print_table
+from bench.fanout import LATENCY as FANOUT_LATENCY
+from bench.fanout import TARGETS as FANOUT_TARGETS
+from bench.fanout import timed_run
 
 LATENCY = 0.1
 WARM_RUNS = 5
 WARM_TARGET = 3.3
 COLD_FLOOR = 5.0
-FANOUT_TARGETS = 100
-FANOUT_LATENCY = 0.05
 BOUND = 8
 
 
@@ -30,17 +31,6 @@ def _warm(app: RemoteApp, runs: int = WARM_RUNS) -> float:
         assert answer["status"] == 200, answer
         samples.append(float(answer["seconds"]))
     return median(samples)
-
-
-def _fanout(standins: RemoteStandins, app: RemoteApp, environ: dict, document: dict, concurrency: int) -> float:
-    app.configure(environ, document, concurrency=concurrency)
-    standins.set_latency(0.0)
-    assert app.post()["status"] == 200  # pools, tokens, challenge
-    standins.set_latency(FANOUT_LATENCY)
-    answer = app.post()
-    standins.set_latency(0.0)
-    assert answer["statuses"] == {"pushed": FANOUT_TARGETS}, answer
-    return float(answer["seconds"])
 
 
 def run() -> None:
@@ -71,8 +61,8 @@ def run() -> None:
 
         environ, document = standins.setup(FANOUT_TARGETS, reverse=True)
         with RemoteApp() as app:
-            concurrent = _fanout(standins, app, environ, document, BOUND)
-            sequential = _fanout(standins, app, environ, document, 1)
+            concurrent = timed_run(standins, app, environ, document, BOUND)
+            sequential = timed_run(standins, app, environ, document, 1)
         speedup = sequential / concurrent
         rows.append(Row(f"fan-out, {FANOUT_TARGETS} targets: concurrency 1", f"{sequential:.2f} s"))
         rows.append(Row(f"fan-out, {FANOUT_TARGETS} targets: concurrency {BOUND}", f"{concurrent:.2f} s"))
