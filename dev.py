@@ -107,7 +107,20 @@ def find_target_python() -> Interpreter | None:
     return None
 
 
+def _built_with() -> Interpreter | None:
+    """The interpreter .venv was built with, when dev.py runs on .venv's own Python (the CLI, a test)."""
+    marker = VENV / ".interpreter.json"
+    if Path(sys.prefix).resolve() != VENV.resolve() or not marker.exists():
+        return None
+    recorded = json.loads(marker.read_text())
+    return Interpreter(recorded["path"], tuple(recorded["version"]), "the project's .venv")  # type: ignore[arg-type]
+
+
 def choose_python() -> Interpreter:
+    """Python 3.13 if there is one; run from .venv, the one it was built with (never a rebuild of itself)."""
+    inside = _built_with()
+    if inside is not None:
+        return inside
     target = find_target_python()
     if target is not None:
         return target
