@@ -240,15 +240,11 @@ class _Reconciler:
         try:
             with self.services.ledger.hold(target, self.invocation.deadline) as hold:
                 reported = {k: v for k, v in hold.record.expiry_reported.items() if v == today}  # drop older days
-                hold.save(_with_reported(hold.record, {**reported, **dict.fromkeys(keys, today)}))
+                hold.save(replace(hold.record, expiry_reported={**reported, **dict.fromkeys(keys, today)}))
         except SyncError as error:
             logger.info("expiry report of target %s deferred (%s)", target.name, error.code)
             return False
         return True
-
-
-def _with_reported(record: LedgerRecord, reported: dict[str, str]) -> LedgerRecord:
-    return replace(record, expiry_reported=reported)
 
 
 def _log(outcome: ReconcileOutcome) -> None:
